@@ -1,0 +1,49 @@
+"""softprompt: prompt tuning for frozen T5 models on Keras 3 (JAX, PyTorch, TensorFlow).
+
+Example:
+    >>> import softprompt
+    >>> model = softprompt.PromptedT5.from_preset("softprompt_tiny", prompt_length=20)
+    >>> model.compile()            # the paper's Adafactor (lr 0.3) + z-loss
+    >>> softprompt.save_prompt("prompt.npy", model.prompt.embeddings[0])
+
+Names are imported lazily, so ``import softprompt`` does not load keras (the
+CLI picks the backend first).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "PromptedT5": "softprompt.core.model",
+    "SoftPrompt": "softprompt.core.prompt",
+    "Adafactor": "softprompt.core.adafactor",
+    "save_prompt": "softprompt.core.files",
+    "load_prompt": "softprompt.core.files",
+    "score": "softprompt.core.decode",
+    "generate": "softprompt.core.decode",
+    "greedy_tokens": "softprompt.core.decode",
+    "seq2seq_loss": "softprompt.core.loss",
+    "initial_prompt": "softprompt.core.init",
+    "convert_hf_t5": "softprompt.core.convert_hf",
+    "tasks": "softprompt.tasks",
+    "backends": "softprompt.backends",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'softprompt' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,67 @@
+"""Backend adapters: the only place in softprompt that names a framework.
+
+Keras fixes its backend when it is first imported, from ``KERAS_BACKEND``.
+`select()` sets that variable (the CLI's ``--backend`` calls it before keras
+loads); `current()` returns the adapter for whichever backend keras runs on.
+
+Example:
+    >>> from softprompt import backends
+    >>> backends.select("jax")          # before keras is imported
+    >>> adapter = backends.current()
+    >>> adapter.name, adapter.devices()
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+SUPPORTED = ("jax", "torch", "tensorflow")
+_MODULES = {"jax": "jax_adapter", "torch": "torch_adapter", "tensorflow": "tensorflow_adapter"}
+
+
+def validate(name: str) -> str:
+    """Return `name` if it is a supported backend, else raise a one-line `ValueError`."""
+    if name not in SUPPORTED:
+        raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(SUPPORTED)}")
+    return name
+
+
+def select(name: str | None) -> str:
+    """Make `name` the keras backend (before keras is imported) and return it.
+
+    With ``name=None`` the current ``KERAS_BACKEND`` (default ``"tensorflow"``,
+    keras' own default) is validated and returned. Selecting a backend other
+    than the one an already-imported keras runs on is an error: keras cannot
+    switch backends inside one process.
+    """
+    if name is None:
+        name = os.environ.get("KERAS_BACKEND", "tensorflow")
+    validate(name)
+    if "keras" in sys.modules:
+        import keras
+
+        running = keras.backend.backend()
+        if running != name:
+            raise ValueError(
+                f"keras is already running on backend {running!r}; cannot switch to {name!r} "
+                "in the same process (set KERAS_BACKEND before starting Python)"
+            )
+    os.environ["KERAS_BACKEND"] = name
+    return name
+
+
+def name() -> str:
+    """The name of the backend keras runs on."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def current():
+    """The adapter (`softprompt.backends.base.Adapter`) for keras' running backend."""
+    backend = name()
+    validate(backend)
+    module = importlib.import_module(f"softprompt.backends.{_MODULES[backend]}")
+    return module.ADAPTER

@@ -1,0 +1,1 @@
+"""The ``softprompt`` command line: thin Click commands over library calls."""

@@ -1,0 +1,96 @@
+"""Options and error handling shared by every command.
+
+Commands import keras (and so the backend) only inside their bodies, after
+`backend_option` has set ``KERAS_BACKEND``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import click
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+
+class UserInputError(click.ClickException):
+    """A mistake the user can fix: one line, exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file=None):
+        click.echo(f"Error: {self.format_message()}", err=True, file=file)
+
+
+def _set_backend(ctx, param, value):
+    from softprompt import backends
+
+    if value is None:
+        value = os.environ.get("KERAS_BACKEND")
+        if value is None:
+            return None
+    try:
+        return backends.select(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from None
+
+
+def backend_option(f):
+    """``--backend jax|torch|tensorflow``: sets KERAS_BACKEND before keras loads."""
+    return click.option(
+        "--backend",
+        type=str,
+        default=None,
+        is_eager=True,
+        expose_value=False,
+        callback=_set_backend,
+        help="Framework to run on: jax, torch or tensorflow (default: $KERAS_BACKEND).",
+    )(f)
+
+
+def debug_option(f):
+    return click.option(
+        "--debug", is_flag=True, default=False, help="Show full tracebacks on errors."
+    )(f)
+
+
+def user_errors(f):
+    """Turn the errors a user can cause into one-line messages with exit code 2.
+
+    `ValueError`, `FileNotFoundError`, `NotADirectoryError`, `IsADirectoryError`
+    and `PermissionError` become ``Error: <message>`` (exit 2); any other
+    exception is a runtime failure (exit 1, one line). ``--debug`` re-raises
+    so the traceback shows.
+    """
+
+    @functools.wraps(f)
+    def wrapper(*args, debug=False, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                PermissionError) as err:
+            if debug:
+                raise
+            raise UserInputError(_one_line(err)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as err:  # noqa: BLE001 - last line of defence for a CLI
+            if debug:
+                raise
+            click.echo(f"Error: {type(err).__name__}: {_one_line(err)}", err=True)
+            sys.exit(EXIT_RUNTIME)
+
+    return debug_option(wrapper)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    if isinstance(err, KeyError):
+        text = text.strip("'\"")
+    return " ".join(text.split())

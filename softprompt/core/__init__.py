@@ -1,0 +1,1 @@
+"""Backend-neutral core: only keras, keras.ops, keras_hub and numpy."""
