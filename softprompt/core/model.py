@@ -108,6 +108,10 @@ class PromptedT5(keras.Model):
                 )
             )
 
+    def build(self, input_shape=None):
+        # The backbone comes built and the prompt variable is created eagerly.
+        self.built = True
+
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_preset(
@@ -122,6 +126,7 @@ class PromptedT5(keras.Model):
         seed=None,
         dtype=None,
         load_weights=True,
+        dropout=None,
         **kwargs,
     ):
         """Load a frozen T5 backbone and its tokenizer from a preset, add a prompt.
@@ -131,7 +136,8 @@ class PromptedT5(keras.Model):
         name of a preset shipped with softprompt. With ``init=None`` the
         initializer is ``class-labels`` when `init_labels` is given, ``text``
         when `init_text` is, ``file`` when `init_file` is, else
-        ``sampled-vocab``.
+        ``sampled-vocab``. `dropout` overrides the backbone's dropout rate
+        (used only when ``training=True``; the official runs used 0.1).
 
         Example:
             >>> model = PromptedT5.from_preset("./t5_lm_adapt_base", prompt_length=100,
@@ -149,8 +155,9 @@ class PromptedT5(keras.Model):
                 "sampled-vocab"
             )
         handle = resolve_preset(preset)
+        overrides = {} if dropout is None else {"dropout": float(dropout)}
         backbone = keras_hub.models.T5Backbone.from_preset(
-            handle, load_weights=load_weights, dtype=dtype
+            handle, load_weights=load_weights, dtype=dtype, **overrides
         )
         tokenizer = keras_hub.models.T5Tokenizer.from_preset(handle)
         model = cls(
@@ -310,11 +317,26 @@ class PromptedT5(keras.Model):
             loss = loss + ops.sum(self.losses)
         return loss
 
-    def set_dropout(self, rate: float) -> None:
-        """Set the backbone's dropout rate (applied only when ``training=True``)."""
-        for layer in self.backbone._flatten_layers(include_self=False):
+    def set_dropout(self, rate: float, seed: int | None = None) -> None:
+        """Set the backbone's dropout rate (applied only when ``training=True``).
+
+        Call it before `compile`/`fit`. The official prompt-tuning runs used 0.1.
+        """
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        for i, layer in enumerate(self.backbone._flatten_layers(include_self=False)):
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = float(rate)
+                if rate > 0 and getattr(layer, "seed_generator", None) is None:
+                    # keras only creates the generator for a non-zero rate at
+                    # construction; add it as tracked state of the built layer.
+                    layer._tracker.unlock()
+                    try:
+                        layer.seed_generator = keras.random.SeedGenerator(
+                            None if seed is None else seed + i
+                        )
+                    finally:
+                        layer._tracker.lock()
 
     # ------------------------------------------------------------------ prompts
     def identity(self) -> dict:

@@ -1,0 +1,65 @@
+"""nox sessions: one test run per backend, cross-backend agreement, lint, benchmarks, demo.
+
+Sessions run in the current Python environment (``venv_backend="none"``):
+TensorFlow, JAX and PyTorch together are several GB, and keras-hub needs
+TensorFlow on every backend, so one environment with all three installed
+(``pip install "torch==2.13.0" -e ".[all,test]"``) serves every session and
+each session only changes ``KERAS_BACKEND``.
+
+    nox                      # everything CI runs: tests per backend, agreement, lint
+    nox -s tests-jax         # one backend
+    nox -s bench             # benchmarks (installs transformers + peft if missing)
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "tests-jax", "tests-torch", "tests-tensorflow", "agreement"]
+
+BACKENDS = ("jax", "torch", "tensorflow")
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _tests_session(backend):
+    def session_fn(session):
+        session.run(
+            "python", "-m", "pytest", "tests", "-m", "not agreement", "-q",
+            "-p", "no:cacheprovider", *session.posargs,
+            env={"KERAS_BACKEND": backend, **QUIET_TF},
+        )
+
+    session_fn.__doc__ = f"The unit and end-to-end tests under KERAS_BACKEND={backend}."
+    return nox.session(name=f"tests-{backend}", venv_backend="none")(session_fn)
+
+
+for _backend in BACKENDS:
+    globals()[f"tests_{_backend}"] = _tests_session(_backend)
+
+
+@nox.session(venv_backend="none")
+def agreement(session):
+    """Property-based checks that JAX, PyTorch and TensorFlow compute the same numbers."""
+    session.run(
+        "python", "-m", "pytest", "tests/agreement", "-m", "agreement", "-q",
+        "-p", "no:cacheprovider", *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "ci", **QUIET_TF},
+    )
+
+
+@nox.session(venv_backend="none")
+def lint(session):
+    session.run("ruff", "check", "softprompt", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(venv_backend="none")
+def bench(session):
+    """The benchmark suite (short by default; ``nox -s bench -- --full``)."""
+    session.run("python", "-m", "benchmarks.run", *session.posargs, env=QUIET_TF)
+
+
+@nox.session(venv_backend="none")
+def demo(session):
+    """The main job on the embedded default: ``softprompt train`` with no arguments."""
+    session.run("softprompt", "train", *session.posargs, env=QUIET_TF)

@@ -1,0 +1,17 @@
+"""Tasks as data: read a source format, format it as T5 does, postprocess and score predictions.
+
+>>> from softprompt import tasks
+>>> "boolq" in tasks.names() and "mrqa/textbookqa" in tasks.names()
+True
+>>> task = tasks.get("boolq")
+>>> task.labels, task.main_metric
+(['False', 'True'], 'accuracy')
+
+Registered: the SuperGLUE tasks (``boolq cb copa multirc record rte wic wsc``), GLUE's ``sst2
+mrpc qqp``, ``squad``, ``mrqa/<dataset>`` and ``jsonl`` (a user's own data). `register` adds more.
+"""
+
+from softprompt.tasks import glue, jsonl, qa, superglue  # noqa: F401  (they register the tasks)
+from softprompt.tasks.base import Task, get, names, register
+
+__all__ = ["Task", "get", "names", "register"]

@@ -1,0 +1,275 @@
+"""The `Task` contract and the registry of tasks by name.
+
+A task is data, not a model: it reads a source format into example dicts, turns an example into
+the ``(inputs, targets)`` strings the model sees, turns a decoded string back into what the metric
+compares, and scores a list of predictions. Nothing here imports an ML framework.
+
+Examples:
+
+>>> from softprompt import tasks
+>>> task = tasks.get("rte")
+>>> task.format({"premise": "A cat sat.", "hypothesis": "A cat is sitting.",
+...              "label": "entailment"})
+('hypothesis: A cat is sitting. premise: A cat sat.', 'entailment')
+>>> task.evaluate([{"premise": "p", "hypothesis": "h", "label": "entailment"}], ["entailment"])
+{'accuracy': 100.0}
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from softprompt.tasks import readers
+
+Example = dict[str, Any]
+
+
+class Task:
+    """One dataset in T5's text-to-text form: read, format, postprocess, evaluate.
+
+    Subclasses set the class attributes and implement :meth:`format`, :meth:`_score` and one of
+    the ways to read (``_read_file`` for files, ``_from_saved`` for rows of a saved `datasets`).
+
+    Attributes:
+        name: the registry name (``"boolq"``, ``"mrqa/bioasq"``, ``"jsonl"``).
+        labels: the target strings of a classification task, in class-index order (used for
+            class-label prompt initialisation and rank classification); ``None`` when targets
+            are free text.
+        main_metric: the metric that picks the best checkpoint: the first one T5 reports.
+        filenames: for each split, the file names of the distributed layout, first match wins.
+        folders: the distribution's folder names for this task (``("BoolQ",)``), so that a
+            benchmark root directory works as ``path`` too.
+
+    The methods:
+
+    - ``read(path, split)`` → examples, one per (input, target) unit, with gold fields kept.
+    - ``format(example)`` → ``(inputs, targets)``; ``targets`` is ``""`` for an unlabeled example.
+    - ``postprocess(text, example)`` → the prediction as the metric compares it (a string).
+    - ``evaluate(examples, predictions)`` → ``{metric: value}`` in percent (0-100), from the raw
+      decoded strings (it calls ``postprocess`` itself).
+    - ``candidates(example)`` → the strings rank classification scores, or ``None`` (free-form).
+    - ``train_examples(examples)`` → the examples training uses (see the method).
+    """
+
+    name: str = ""
+    labels: list[str] | None = None
+    main_metric: str = "accuracy"
+    filenames: dict[str, tuple[str, ...]] = {}
+    folders: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, path: str | Path, split: str) -> list[Example]:
+        """Reads ``split`` from ``path``: the split's file, the task's distribution directory
+        (``BoolQ/`` holding ``train.jsonl``, ``val.jsonl``, ``test.jsonl``), a directory above
+        it, or a dataset saved with ``datasets``' ``save_to_disk``.
+
+        Only the ``test`` split may lack gold labels (its examples then carry ``None``);
+        anywhere else a missing label is an error naming the file, line and field.
+
+        Raises:
+            FileNotFoundError: nothing readable at ``path`` for ``split``.
+            ValueError: a malformed record, a missing field, an unknown label, an empty split.
+        """
+        split = readers.normalize_split(split)
+        path = Path(path)
+        if readers.is_saved_dataset(path):
+            source: Path = path
+            examples = []
+            for where, row in readers.iter_saved_dataset(path, split):
+                examples.extend(self._from_saved(row, where, split))
+        else:
+            names = self.filenames.get(split, ())
+            source = readers.locate(path, split, names, self._folders(split))
+            examples = list(self._read_file(source, split))
+        if not examples:
+            raise ValueError(f"{source}: no examples in split {split!r}")
+        for i, example in enumerate(examples):
+            example.setdefault("idx", i)
+        return examples
+
+    def _folders(self, split: str) -> tuple[str, ...]:
+        """Folder names under which ``split``'s file may sit (default: ``folders``)."""
+        del split
+        return self.folders
+
+    def _read_file(self, path: Path, split: str) -> Iterable[Example]:
+        """Yields the examples of one source file (default: JSONL, one record per line)."""
+        for where, record in readers.iter_jsonl(path):
+            yield from self._from_record(record, where, split)
+
+    def _from_record(self, record: dict, where: str, split: str) -> list[Example]:
+        """Turns one source record into examples (default: the saved-`datasets` layout)."""
+        return self._from_saved(record, where, split)
+
+    def _from_saved(self, row: dict, where: str, split: str) -> list[Example]:
+        raise NotImplementedError(f"{type(self).__name__} does not read this format")
+
+    def _label(
+        self, record: dict, key: str, where: str, split: str, values=None, prefix: str = ""
+    ) -> str | None:
+        """The gold label of ``record[key]`` as one of ``values`` (default ``self.labels``).
+
+        Accepts the label string itself, a JSON boolean for ``True``/``False`` labels, or a class
+        index (int, or digits as in GLUE's TSVs) into ``values``. ``None``, a missing key or ``-1``
+        (how `datasets` marks "no label") mean unlabeled, which only the test split may be.
+        """
+        values = list(values if values is not None else self.labels or ())
+        raw = record.get(key) if isinstance(record, dict) else None
+        if isinstance(raw, str) and raw.strip() in ("", "-1"):
+            raw = None
+        if raw is None or (raw == -1 and not isinstance(raw, bool)):
+            if split == "test":
+                return None
+            raise ValueError(
+                f"{where}: missing field {prefix + key!r} (only the test split may be unlabeled)"
+            )
+        if isinstance(raw, bool):
+            text = "True" if raw else "False"
+            if text in values:
+                return text
+        elif isinstance(raw, int):
+            if str(raw) in values:
+                return str(raw)
+            if 0 <= raw < len(values):
+                return values[raw]
+        elif isinstance(raw, str):
+            if raw in values:
+                return raw
+            if raw.strip().isdigit() and int(raw) < len(values):
+                return values[int(raw)]
+        raise ValueError(
+            f"{where}: unknown label {raw!r} in field {prefix + key!r} "
+            f"(expected one of {', '.join(values)})"
+        )
+
+    # ------------------------------------------------------------------ text
+
+    def _text(self, example: Example, key: str) -> str:
+        """``example[key]`` as a string, or a ValueError naming the task and the field."""
+        value = example.get(key) if isinstance(example, dict) else None
+        if value is None:
+            raise ValueError(f"{self.name}: example has no field {key!r}")
+        return str(value)
+
+    def format(self, example: Example) -> tuple[str, str]:
+        """Returns ``(inputs, targets)`` in T5's text-to-text form, without a task-name prefix."""
+        raise NotImplementedError
+
+    def postprocess(self, text: str, example: Example) -> str:
+        """The decoded string as the metric compares it (here: surrounding whitespace removed)."""
+        del example
+        return text.strip()
+
+    def candidates(self, example: Example) -> list[str] | None:
+        """The target strings rank classification scores; ``None`` for free-form targets."""
+        del example
+        return list(self.labels) if self.labels else None
+
+    def train_examples(self, examples: Sequence[Example]) -> list[Example]:
+        """The examples to train on, given those ``read`` returned for the training split.
+
+        The hook for training-time expansion or filtering; evaluation always uses ``read``'s list
+        as is. Default: unchanged. ReCoRD returns one example per gold answer (target = that
+        answer, as T5 trains); WSC keeps only the examples whose referent is correct (as T5's
+        ``wsc_simple`` training task does, the target being the referent text).
+        """
+        return list(examples)
+
+    # ------------------------------------------------------------------ scoring
+
+    def evaluate(self, examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, float]:
+        """Scores decoded predictions (raw strings, one per example) with T5's metrics, 0-100.
+
+        Raises:
+            ValueError: no examples, a count mismatch, or an example without a gold answer.
+        """
+        examples = list(examples)
+        predictions = list(predictions)
+        if not examples:
+            raise ValueError(f"{self.name}: nothing to evaluate (no examples)")
+        if len(examples) != len(predictions):
+            raise ValueError(
+                f"{self.name}: {len(predictions)} predictions for {len(examples)} examples"
+            )
+        processed = [
+            self.postprocess(str(p), ex) for p, ex in zip(predictions, examples, strict=True)
+        ]
+        return self._score(examples, processed)
+
+    def _score(self, examples: list[Example], predictions: list[str]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _gold(self, example: Example, i: int, key: str = "label") -> Any:
+        value = example.get(key)
+        if value is None or value == []:
+            raise ValueError(
+                f"{self.name}: example {i} has no gold {key!r} (the test split is unlabeled; "
+                f"evaluate on validation)"
+            )
+        return value
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name!r}>"
+
+
+# ---------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, Callable[..., Task]] = {}
+
+
+def register(name: str, factory: Callable[..., Task] | None = None, *, overwrite: bool = False):
+    """Registers a task class (or any callable returning a `Task`) under ``name``.
+
+    Use as a decorator (``@register("boolq")`` on a `Task` subclass) or directly
+    (``register("mrqa/bioasq", functools.partial(MrqaTask, ...))``). The instance ``get`` returns
+    has ``name`` set to the registered name.
+
+    Raises:
+        ValueError: ``name`` is empty or already registered (unless ``overwrite``).
+    """
+    key = name.strip().lower()
+    if not key:
+        raise ValueError("a task name must not be empty")
+
+    def add(f: Callable[..., Task]):
+        if key in _REGISTRY and not overwrite:
+            raise ValueError(f"task {key!r} is already registered")
+        if isinstance(f, type) and issubclass(f, Task) and not f.__dict__.get("name"):
+            f.name = key
+        _REGISTRY[key] = f
+        return f
+
+    return add if factory is None else add(factory)
+
+
+def names() -> list[str]:
+    """The registered task names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str | Task, **kwargs) -> Task:
+    """A new instance of the task registered as ``name`` (case-insensitive).
+
+    Keyword arguments go to the task's constructor, e.g.
+    ``get("jsonl", template="review: {text}", target_field="label", labels=["bad", "good"])``
+    or ``get("squad", pad_punctuation=False)``. A `Task` instance is returned unchanged.
+
+    Raises:
+        ValueError: no task has that name; the message lists close matches.
+    """
+    if isinstance(name, Task):
+        return name
+    key = str(name).strip().lower()
+    if key not in _REGISTRY:
+        close = difflib.get_close_matches(key, _REGISTRY, n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown task {name!r}{hint} (known: {', '.join(names())})")
+    task = _REGISTRY[key](**kwargs)
+    task.name = key
+    if task.labels is not None:
+        task.labels = list(task.labels)  # the instance's own copy
+    return task

@@ -1,0 +1,209 @@
+"""Extractive QA: SQuAD v1.1 (JSON) and the MRQA 2019 sets (``.jsonl.gz``), in T5's form.
+
+``question: {question} context: {context}`` → the first gold answer, scored with ``em`` and ``f1``
+(SQuAD normalization, maximum over the gold answers), as T5's ``preprocessors.squad`` and
+``metrics.squad`` and the official prompt-tuning code's MRQA tasks (the paper's zero-shot domain
+transfer: train on ``squad``, evaluate on ``mrqa/<dataset>``).
+
+Like T5, the question, context and answers are punctuation-padded by default: a space either side
+of every character outside ``[A-Za-z0-9_]`` (so ``"U.S."`` becomes ``"U . S ."``; RE2's ASCII
+``\\W``, which T5's TensorFlow regex uses, so accented letters are padded too), whitespace squeezed.
+The gold answers are padded the same way before scoring, as T5 scores against its padded
+``answers``. ``get("squad", pad_punctuation=False)`` keeps the text as written.
+
+MRQA, as the official ``mrqa_to_tsv.py``: whitespace runs (newlines, tabs) become single spaces;
+the training target is the first ``detected_answers`` text (the span as it occurs in the context),
+falling back to ``answers[0]``; ``answers`` are the golds. Deliberate difference: every question
+of a context is an example (the official script keeps only ``qas[0]`` of each line). The header
+line of an MRQA file is recognised and is not an example.
+
+SQuAD 2.0 files read too: an unanswerable question (``is_impossible``) has no gold answers and the
+empty target; it scores 100 only for an empty prediction.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from softprompt.tasks import metrics, readers
+from softprompt.tasks.base import Example, Task, register
+
+_NON_WORD = re.compile(r"(\W)", re.ASCII)
+_SPACES = re.compile(r"[\t\n\f\r ]+")  # RE2's \s
+
+
+def pad_punctuation(text: str) -> str:
+    """T5's ``_pad_punctuation``: spaces around each non-word character, whitespace squeezed.
+
+    >>> pad_punctuation("The U.S. (mainly)")
+    'The U . S . ( mainly ) '
+    """
+    return _SPACES.sub(" ", _NON_WORD.sub(r" \1 ", text))
+
+
+class QATask(Task):
+    """Free-form answers extracted from a context; ``em`` picks the best checkpoint."""
+
+    labels = None
+    main_metric = "em"
+
+    def __init__(self, pad_punctuation: bool = True):
+        self.pad_punctuation = bool(pad_punctuation)
+
+    def _prepare(self, text: str) -> str:
+        if self.pad_punctuation:
+            text = pad_punctuation(text)
+        return _SPACES.sub(" ", text).strip()
+
+    def format(self, example: Example) -> tuple[str, str]:
+        question = self._prepare(self._text(example, "question"))
+        context = self._prepare(self._text(example, "context"))
+        target = example.get("answer")
+        if target is None:
+            target = (example.get("answers") or [""])[0]
+        return f"question: {question} context: {context}", self._prepare(str(target))
+
+    def candidates(self, example: Example) -> None:
+        return None
+
+    def _score(self, examples: list[Example], predictions: list[str]) -> dict[str, float]:
+        golds = []
+        for i, ex in enumerate(examples):
+            answers = ex.get("answers")
+            if answers is None:
+                raise ValueError(
+                    f"{self.name}: example {i} has no field 'answers' (an unlabeled split "
+                    f"cannot be evaluated)"
+                )
+            golds.append([self._prepare(a) for a in answers])
+        return metrics.squad(golds, predictions)
+
+    def _from_saved(self, row: dict, where: str, split: str) -> list[Example]:
+        """A row of `datasets`' ``squad`` (``answers.text``) or ``mrqa`` layout."""
+        answers = row.get("answers")
+        if isinstance(answers, dict):
+            answers = answers.get("text")
+        detected = row.get("detected_answers")
+        if isinstance(detected, dict):
+            detected = [{"text": t} for t in detected.get("text") or ()]
+        return [
+            self._example(
+                {**row, "answers": answers, "detected_answers": detected},
+                where,
+                split,
+                row.get("id", row.get("qid")),
+                readers.field(row, "context", where),
+            )
+        ]
+
+    def _example(
+        self, qa: dict, where: str, split: str, qid, context: str, prefix: str = ""
+    ) -> Example:
+        example: Example = {
+            "id": qid,
+            "question": readers.field(qa, "question", where, str, prefix),
+            "context": context,
+            "answers": None,
+        }
+        if qa.get("answers") is None and split == "test":
+            return example
+        answers = readers.field(qa, "answers", where, list, prefix)
+        answers = [a.get("text") if isinstance(a, dict) else a for a in answers]
+        for i, a in enumerate(answers):
+            if not isinstance(a, str):
+                raise ValueError(f"{where}: field '{prefix}answers[{i}]' must be a string")
+        if not answers and not qa.get("is_impossible"):
+            raise ValueError(f"{where}: field '{prefix}answers' is empty")
+        detected = qa.get("detected_answers") or []
+        first = detected[0].get("text") if detected and isinstance(detected[0], dict) else None
+        example["answers"] = answers
+        example["answer"] = first if isinstance(first, str) else (answers[0] if answers else "")
+        return example
+
+
+@register("squad")
+class Squad(QATask):
+    """SQuAD v1.1 as distributed: ``train-v1.1.json`` / ``dev-v1.1.json`` (2.0 files accepted)."""
+
+    filenames = {
+        "train": ("train-v1.1.json", "train-v2.0.json", "train.json"),
+        "validation": ("dev-v1.1.json", "dev-v2.0.json", "dev.json", "validation.json"),
+        "test": ("test-v1.1.json", "test.json"),
+    }
+    folders = ("squad",)
+
+    def _read_file(self, path: Path, split: str) -> Iterable[Example]:
+        if path.name.endswith((".jsonl", ".jsonl.gz")):  # SQuAD-layout rows, one per line
+            for where, record in readers.iter_jsonl(path):
+                yield from self._from_saved(record, where, split)
+            return
+        document = readers.read_json(path)
+        for i, article in enumerate(readers.field(document, "data", str(path), list)):
+            for j, paragraph in enumerate(
+                readers.field(article, "paragraphs", f"{path}, data[{i}]", list)
+            ):
+                where = f"{path}, data[{i}].paragraphs[{j}]"
+                context = readers.field(paragraph, "context", where)
+                for k, qa in enumerate(readers.field(paragraph, "qas", where, list)):
+                    qa_where = f"{where}.qas[{k}]"
+                    yield self._example(qa, qa_where, split, qa.get("id"), context)
+
+
+class Mrqa(QATask):
+    """One MRQA 2019 set: ``<File>.jsonl.gz`` as distributed (header line, then one context per
+    line with its ``qas``), in ``path``, or under ``path/train`` / ``path/dev``."""
+
+    def __init__(self, file_stem: str, pad_punctuation: bool = True):
+        super().__init__(pad_punctuation)
+        names = (f"{file_stem}.jsonl.gz", f"{file_stem}.jsonl")
+        self.filenames = {"train": names, "validation": names, "test": names}
+
+    def _folders(self, split: str) -> tuple[str, ...]:
+        return {"train": ("train",), "validation": ("dev", "validation")}.get(split, ("test",))
+
+    def _read_file(self, path: Path, split: str) -> Iterable[Example]:
+        for where, record in readers.iter_jsonl(path):
+            if "header" in record and "context" not in record:
+                continue  # the MRQA header line: dataset name and split, not an example
+            context = readers.field(record, "context", where)
+            for k, qa in enumerate(readers.field(record, "qas", where, list)):
+                qid = qa.get("qid", qa.get("id")) if isinstance(qa, dict) else None
+                yield self._example(qa, where, split, qid, context, f"qas[{k}].")
+
+    def _example(self, qa, where, split, qid, context, prefix=""):
+        """As `QATask`, with whitespace runs squeezed to one space (as ``mrqa_to_tsv.py``)."""
+        if not isinstance(qa, dict):
+            raise ValueError(f"{where}: field '{prefix[:-1]}' must be a JSON object")
+        example = super()._example(qa, where, split, qid, _squeeze(context), prefix)
+        example["question"] = _squeeze(example["question"])
+        if example["answers"] is not None:
+            example["answers"] = [_squeeze(a) for a in example["answers"]]
+            example["answer"] = _squeeze(example["answer"])
+        return example
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+# The MRQA 2019 files: the six out-of-domain dev sets the paper transfers to, and the in-domain.
+MRQA_FILES = {
+    "bioasq": "BioASQ",
+    "drop": "DROP",
+    "duorc": "DuoRC.ParaphraseRC",
+    "race": "RACE",
+    "relationextraction": "RelationExtraction",
+    "textbookqa": "TextbookQA",
+    "squad": "SQuAD",
+    "newsqa": "NewsQA",
+    "triviaqa": "TriviaQA-web",
+    "searchqa": "SearchQA",
+    "hotpotqa": "HotpotQA",
+    "naturalquestions": "NaturalQuestionsShort",
+}
+
+for _name, _stem in MRQA_FILES.items():
+    register(f"mrqa/{_name}", functools.partial(Mrqa, _stem))

@@ -1,0 +1,231 @@
+"""Source-format readers: JSONL (plain or gzipped), GLUE TSV, JSON documents, saved `datasets`.
+
+Every reader yields ``(where, record)`` pairs, where ``where`` is a short location such as
+``"data/BoolQ/val.jsonl, line 17"``. Task code passes it on to :func:`field` and to its own
+checks so that every error names the file, the line and the field in one line::
+
+    ValueError: data/BoolQ/val.jsonl, line 17: missing field 'question'
+
+A JSON *document* (SQuAD) has no useful line per record; its locations are JSON paths instead
+(``"dev-v1.1.json, data[3].paragraphs[0].qas[2]"``), and a syntax error names the line and column
+the parser stopped at.
+
+Whitespace-only lines in JSONL files hold no record and are passed over; every other line is
+either a record or an error. Nothing is skipped silently.
+
+Examples:
+
+>>> import pathlib, tempfile
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "tiny.jsonl"
+>>> _ = p.write_text('{"a": 1}\\n\\n{"a": 2}\\n')
+>>> [(w.split(", ")[-1], r["a"]) for w, r in iter_jsonl(p)]
+[('line 1', 1), ('line 3', 2)]
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+SPLITS = ("train", "validation", "test")
+_SPLIT_ALIASES = {"val": "validation", "dev": "validation", "valid": "validation"}
+
+_KIND_NAMES = {str: "string", int: "integer", list: "list", dict: "JSON object"}
+
+
+def normalize_split(split: str) -> str:
+    """Returns ``train``, ``validation`` or ``test``; ``val``/``dev`` mean ``validation``."""
+    name = str(split).strip().lower()
+    name = _SPLIT_ALIASES.get(name, name)
+    if name not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: expected one of train, validation, test")
+    return name
+
+
+def open_text(path: str | Path) -> io.TextIOBase:
+    """Opens a UTF-8 text file, gunzipping ``*.gz``; a leading byte-order mark is dropped."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        with open_text(path) as f:
+            yield from enumerate(f, start=1)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except (OSError, EOFError) as e:  # a truncated or corrupt .gz
+        raise ValueError(f"{path}: cannot be read ({e})") from None
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """Yields ``(where, object)`` for each non-blank line of a JSONL file (``.gz`` too)."""
+    path = Path(path)
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}, line {lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{where}: expected a JSON object, found {type(record).__name__}")
+        yield where, record
+
+
+def iter_tsv(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[str, dict]]:
+    """Yields ``(where, row)`` for each data line of a TSV file with a header line.
+
+    Fields are split on tabs only, with no quoting (GLUE's files contain bare quote characters,
+    and TFDS reads them with ``csv.QUOTE_NONE`` too). ``required`` columns must be in the header.
+    A row with a different number of fields than the header is an error naming the line.
+    """
+    path = Path(path)
+    header: list[str] | None = None
+    for lineno, line in _lines(path):
+        line = line.rstrip("\r\n")
+        if header is None:
+            header = [h.strip() for h in line.split("\t")]
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise ValueError(
+                    f"{path}, line 1: missing column {missing[0]!r} in the header "
+                    f"(found {', '.join(header)})"
+                )
+            continue
+        if not line.strip():
+            continue
+        where = f"{path}, line {lineno}"
+        cells = line.split("\t")
+        if len(cells) != len(header):
+            raise ValueError(
+                f"{where}: expected {len(header)} tab-separated fields "
+                f"({', '.join(header)}), found {len(cells)}"
+            )
+        yield where, dict(zip(header, cells, strict=True))
+    if header is None:
+        raise ValueError(f"{path}: empty file (expected a header line)")
+
+
+def read_json(path: str | Path) -> Any:
+    """Parses a whole JSON document; a syntax error names the line and column."""
+    path = Path(path)
+    try:
+        with open_text(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path}, line {e.lineno}: malformed JSON ({e.msg} at column {e.colno})"
+        ) from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def field(record: Any, key: str, where: str, kind: type = str, prefix: str = "") -> Any:
+    """Returns ``record[key]``, checked to exist and to be of ``kind``.
+
+    ``prefix`` is the JSON path of ``record`` inside the source record (``"passage."``) so that
+    the message names the field as the file spells it.
+    """
+    name = f"{prefix}{key}"
+    if not isinstance(record, dict) or key not in record or record[key] is None:
+        raise ValueError(f"{where}: missing field {name!r}")
+    value = record[key]
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ValueError(
+            f"{where}: field {name!r} must be a {_KIND_NAMES.get(kind, kind.__name__)}, "
+            f"found {type(value).__name__}"
+        )
+    return value
+
+
+def locate(
+    path: str | Path, split: str, filenames: Sequence[str], folders: Sequence[str] = ()
+) -> Path:
+    """Finds the file of ``split`` for a path that is a file or a distribution directory.
+
+    ``path`` may be the file itself, a directory holding one of ``filenames``, or a directory
+    holding one of ``folders`` (e.g. ``BoolQ``, matched case-insensitively) that holds it.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: neither a file nor a directory")
+    places = [path]
+    wanted = {f.lower() for f in folders}
+    places += sorted(p for p in path.iterdir() if p.is_dir() and p.name.lower() in wanted)
+    for place in places:
+        for name in filenames:
+            candidate = place / name
+            if candidate.is_file():
+                return candidate
+    where = " or ".join([str(path)] + [f"{path}/{f}" for f in folders])
+    raise FileNotFoundError(
+        f"{path}: no file for split {split!r} (looked for {', '.join(filenames)} in {where})"
+    )
+
+
+# ---------------------------------------------------------------- `datasets` save_to_disk
+
+
+def is_saved_dataset(path: str | Path) -> bool:
+    """True for a directory written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    path = Path(path)
+    return path.is_dir() and (
+        (path / "dataset_dict.json").is_file()
+        or ((path / "state.json").is_file() and (path / "dataset_info.json").is_file())
+    )
+
+
+def iter_saved_dataset(path: str | Path, split: str) -> Iterator[tuple[str, dict]]:
+    """Yields ``(where, row)`` from a dataset saved with ``save_to_disk`` (read offline).
+
+    A ``DatasetDict`` must hold ``split``; a single ``Dataset`` is taken as the split asked for.
+    ``ClassLabel`` columns come back as their label names (``-1``, "no label", as ``None``).
+    The ``datasets`` package is imported only here.
+    """
+    path = Path(path)
+    try:
+        import datasets  # noqa: PLC0415 - optional dependency, imported on use only
+    except ImportError:
+        raise ValueError(
+            f"{path}: a dataset saved with `datasets`, but the `datasets` package is not "
+            f"installed (pip install datasets)"
+        ) from None
+    loaded = datasets.load_from_disk(str(path))
+    if hasattr(loaded, "keys") and not hasattr(loaded, "features"):
+        keys = list(loaded.keys())
+        names = [split] + [k for k, v in _SPLIT_ALIASES.items() if v == split]
+        found = next((k for k in names if k in keys), None)
+        if found is None:
+            raise FileNotFoundError(
+                f"{path}: saved dataset has no split {split!r} (it has {', '.join(keys)})"
+            )
+        loaded = loaded[found]
+    features = getattr(loaded, "features", None) or {}
+    label_names = {
+        name: list(feature.names)
+        for name, feature in dict(features).items()
+        if getattr(feature, "names", None) is not None
+    }
+    for i, row in enumerate(loaded):
+        row = dict(row)
+        for name, names in label_names.items():
+            value = row.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                row[name] = names[value] if 0 <= value < len(names) else None
+        yield f"{path} [{split}], row {i}", row
