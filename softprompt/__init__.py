@@ -28,6 +28,10 @@ _EXPORTS = {
     "seq2seq_loss": "softprompt.core.loss",
     "initial_prompt": "softprompt.core.init",
     "convert_hf_t5": "softprompt.core.convert_hf",
+    "export_peft": "softprompt.core.peft_format",
+    "import_peft": "softprompt.core.peft_format",
+    "read_peft": "softprompt.core.peft_format",
+    "export_official": "softprompt.core.peft_format",
     "tasks": "softprompt.tasks",
     "backends": "softprompt.backends",
 }

@@ -61,10 +61,10 @@ def test_class_labels_rows_are_mean_subword_embeddings(parts):
 def test_text_is_cut_or_repeated(parts):
     emb, tok = parts
     ids = tokens.encode(tok, ["red green blue"], add_eos=False)[0]
-    out = initial_prompt("text", emb, tok, length=len(ids) * 2 + 1, init_text="red green blue")[0]
+    out = initial_prompt("text", emb, tok, length=len(ids) * 2 + 1, text="red green blue")[0]
     expected = (ids * 3)[: len(ids) * 2 + 1]
     np.testing.assert_array_equal(out, emb[expected])
-    cut = initial_prompt("text", emb, tok, length=1, init_text="red green blue")[0]
+    cut = initial_prompt("text", emb, tok, length=1, text="red green blue")[0]
     np.testing.assert_array_equal(cut, emb[ids[:1]])
 
 
