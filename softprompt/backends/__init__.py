@@ -4,11 +4,20 @@ Keras fixes its backend when it is first imported, from ``KERAS_BACKEND``.
 `select()` sets that variable (the CLI's ``--backend`` calls it before keras
 loads); `current()` returns the adapter for whichever backend keras runs on.
 
+An adapter (`softprompt.backends.base.Adapter`) gives the devices, seeding,
+the default ``jit_compile``, precision and CPU-device simulation
+(`configure`), and a `Distribution` (`distribute`): JAX's
+`keras.distribution` (data and model parallel, multi-host), PyTorch's
+`torch.distributed` under torchrun, TensorFlow's `MirroredStrategy`. The
+order in which a training loop calls them is in `softprompt.backends.base`.
+
 Example:
     >>> from softprompt import backends
     >>> backends.select("jax")          # before keras is imported
     >>> adapter = backends.current()
-    >>> adapter.name, adapter.devices()
+    >>> adapter.configure(dtype="float32")
+    >>> dist = adapter.distribute("auto")
+    >>> adapter.name, adapter.devices(), dist.num_replicas
 """
 
 from __future__ import annotations
