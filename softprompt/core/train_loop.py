@@ -1,0 +1,407 @@
+"""The body of a training run (`Run`): set-up, the step loop, evaluations and checkpoints.
+
+`softprompt.core.train.train` creates a `Run` inside the distribution's scope
+and calls `Run.run`; see that module for what a run does and writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from softprompt.core import train_state
+from softprompt.core.atomic import atomic_write
+from softprompt.core.train import (
+    CONFIG,
+    METRICS,
+    TrainConfig,
+    TrainingDiverged,
+    TrainResult,
+    create_out,
+    versions,
+)
+
+
+def _dtype_policy() -> str:
+    import keras
+
+    return keras.config.dtype_policy().name
+
+
+def _resolve_preset_path(preset: str) -> str:
+    """A local preset directory as an absolute path, so sidecars find it from anywhere."""
+    path = Path(preset).expanduser()
+    if "://" not in preset and path.is_dir():
+        return str(path.resolve())
+    return preset
+
+
+def build_model(config: TrainConfig, task):
+    """The `PromptedT5` of a run: preset, prompt length, initializer, dropout."""
+    from softprompt.core.model import PromptedT5
+
+    init = config.init or ("class-labels" if task.labels else "sampled-vocab")
+    model = PromptedT5.from_preset(
+        _resolve_preset_path(config.preset),
+        prompt_length=config.prompt_length,
+        init=init,
+        init_labels=task.labels if init == "class-labels" else None,
+        init_text=config.init_text,
+        init_file=config.init_file,
+        seed=config.seed,
+    )
+    if config.dropout is not None:
+        model.set_dropout(config.dropout, seed=config.seed)
+    return model
+
+
+def check_metric(task, examples, metric: str | None) -> str:
+    """The selecting metric, checked against what the task reports on `examples`.
+
+    Scores the gold targets as predictions (cheap), which also checks that
+    the split has gold labels before any training happens.
+    """
+    golds = [task.format(ex)[1] for ex in examples]
+    reported = task.evaluate(examples, golds)
+    metric = metric or task.main_metric
+    if metric not in reported:
+        raise ValueError(
+            f"task {task.name!r} reports no metric {metric!r} (it reports {', '.join(reported)})"
+        )
+    return metric
+
+
+@contextlib.contextmanager
+def graceful_interrupt():
+    """The first Ctrl-C asks the loop to stop after the current step; a second one aborts."""
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+        print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _truncate_jsonl(path: Path, step: int) -> None:
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    with atomic_write(path, "w") as f:
+        f.write("".join(line + "\n" for line in kept))
+
+
+# ---------------------------------------------------------------------- the run
+
+
+class Run:
+    """The state of one training run: model, data, logs and the checkpoint schedule."""
+
+    def __init__(self, config: TrainConfig, resume: bool, callbacks: Sequence, progress,
+                 echo, dist):
+        from softprompt import backends, tasks
+        from softprompt.core import batching
+        from softprompt.core.evaluate import target_length
+
+        self.config = config
+        self.echo = echo
+        self.out = Path(config.out)
+        self.adapter = backends.current()
+        self.dist = dist
+        self.chief = bool(dist.is_writer)
+        self.task = tasks.get(config.task, **config.task_args)
+        train_examples = self.task.train_examples(self.task.read(config.data, "train"))
+        if not train_examples:
+            raise ValueError(f"task {config.task!r} has no training examples in {config.data}")
+        self.dev = self.task.read(config.data, config.eval_split)
+        self.metric = check_metric(self.task, self.dev, config.metric)
+        dist.barrier()  # every process has checked `out` before the writer changes it
+        if self.chief:
+            create_out(self.out)
+        dist.barrier()
+
+        self.adapter.seed(config.seed)
+        from softprompt.core.adafactor import Adafactor
+
+        self.model = dist.prepare(build_model(config, self.task))
+        self.model.compile(optimizer=Adafactor(learning_rate=config.lr))
+        self.model.optimizer.build(self.model.trainable_variables)
+
+        tokenizer = self.model.tokenizer
+        pairs = [self.task.format(ex) for ex in train_examples]
+        self.max_target_length = config.max_target_length or target_length(
+            tokenizer, self.task, train_examples
+        )
+        encoded = batching.encode_pairs(tokenizer, pairs, config.max_input_length,
+                                        self.max_target_length)
+        if encoded.cut_inputs:
+            echo(f"note: {encoded.cut_inputs} of {len(encoded)} training inputs were cut to "
+                 f"{config.max_input_length} tokens")
+        if encoded.cut_targets:
+            echo(f"note: {encoded.cut_targets} training targets were cut to "
+                 f"{self.max_target_length} tokens")
+        self.stream = batching.TrainBatches(
+            encoded, config.batch_size, config.seed, self.max_target_length,
+            batching.bucket_lengths(config.max_input_length),
+        )
+
+        self.step = 0
+        self.best: tuple[float, int] | None = None
+        self.bad_evals = 0
+        self.last_metrics = None
+        self.losses_since_eval: list[float] = []
+        self.committed: int | None = None
+        if resume:
+            self._restore()
+        self._write_config(resume)
+        self.callbacks = self._callbacks(callbacks, progress)
+
+    # -------------------------------------------------------------- set-up
+    def _restore(self):
+        record = train_state.latest(self.out)
+        step = int(record["step"])
+        self.model.load_prompt(str(train_state.prompt_path(self.out, step)))
+        state = train_state.restore_state(self.out, step, self.model)
+        expected = self.stream.state(step)["fingerprint"]
+        if state["data"]["fingerprint"] != expected:
+            raise ValueError(
+                "the training data or its batching differ from the stopped run "
+                f"(fingerprint {state['data']['fingerprint']} vs {expected}): resume needs the "
+                "same data, batch size, seed and length limits"
+            )
+        from keras import ops
+
+        iterations = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        if iterations != step:
+            raise ValueError(f"checkpoint of step {step} holds optimizer step {iterations}")
+        self.step = step
+        self.committed = step
+        if state.get("best") is not None:
+            self.best = (float(state["best"][0]), int(state["best"][1]))
+        self.bad_evals = int(state.get("bad_evals", 0))
+        self.last_metrics = state.get("last_metrics")
+        if self.chief:
+            _truncate_jsonl(self.out / METRICS, step)
+            if self.best is not None:  # best.npy may be newer than the commit: re-copy it
+                self._copy_best(self.best[1])
+        self.echo(f"resuming {self.out} at step {step}")
+
+    def _write_config(self, resume: bool):
+        if not self.chief:
+            return
+        path = self.out / CONFIG
+        if resume:
+            record = json.loads(path.read_text())
+            record["options"]["steps"] = self.config.steps
+            record.setdefault("resumed", []).append(
+                {"at_step": self.step, "steps": self.config.steps, "time": time.time(),
+                 "versions": versions(), "command": sys.argv}
+            )
+        else:
+            from softprompt import backends
+
+            record = {
+                "options": self.config.to_dict(),
+                "resolved": {
+                    "preset": self.model.preset,
+                    "init": self.model.init,
+                    "metric": self.metric,
+                    "max_target_length": self.max_target_length,
+                    "eval_batch_size": self.eval_batch_size,
+                    "labels": self.task.labels,
+                    "train_batches_per_epoch": self.stream.batches_per_epoch,
+                    "batch_shapes": self.stream.shapes(),
+                },
+                "versions": versions(),
+                "backend": backends.name(),
+                "dtype_policy": _dtype_policy(),
+                "distribution": repr(self.dist),
+                "devices": [d.name for d in self.adapter.devices()],
+                "command": sys.argv,
+                "started": time.time(),
+            }
+        with atomic_write(path, "w") as f:
+            json.dump(record, f, indent=2, default=str)
+
+    def _callbacks(self, extra, progress):
+        import keras
+
+        from softprompt.core import train_callbacks as cb
+
+        items = []
+        if progress and self.chief:
+            stream = progress if hasattr(progress, "write") else None
+            items.append(cb.ProgressBar(self.config.steps, self.step, stream, metric=self.metric))
+        if self.chief:
+            items.append(cb.CsvLog(self.out / "train.csv", self.step))
+            items.append(cb.EventLog(self.out / "tensorboard", self.step))
+        items.extend(extra)
+        return keras.callbacks.CallbackList(items, model=self.model)
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.config.eval_batch_size or self.config.batch_size
+
+    # -------------------------------------------------------------- checkpoints
+    def sidecar(self, step: int, metrics: dict | None) -> dict:
+        return {
+            "task": self.task.name,
+            "task_args": self.config.task_args,
+            "labels": self.task.labels,
+            "step": step,
+            "metrics": metrics,
+            "metric": self.metric,
+            "eval_split": self.config.eval_split,
+            "eval_method": self.config.eval_method,
+            "eval_batch_size": self.eval_batch_size,
+            "max_input_length": self.config.max_input_length,
+            "max_target_length": self.max_target_length,
+            "seed": self.config.seed,
+        }
+
+    def evaluate(self) -> dict:
+        from softprompt.core.evaluate import evaluate
+
+        metrics, _ = evaluate(
+            self.model, self.task, self.dev, self.config.eval_method,
+            batch_size=self.eval_batch_size, max_input_length=self.config.max_input_length,
+            max_target_length=self.max_target_length,
+        )
+        return {k: float(v) for k, v in metrics.items()}
+
+    def checkpoint(self, step: int, metrics: dict | None) -> None:
+        """Save the prompt, update best/metrics.jsonl, save the resume state, then commit."""
+        improved = False
+        if metrics is not None:
+            score = metrics[self.metric]
+            improved = self.best is None or score > self.best[0]
+            if improved:
+                self.best = (score, step)
+                self.bad_evals = 0
+            else:
+                self.bad_evals += 1
+            self.last_metrics = metrics
+        if not self.chief:
+            self.committed = step
+            self.dist.barrier()
+            return
+        self.model.save_prompt(train_state.prompt_path(self.out, step),
+                               **self.sidecar(step, metrics))
+        if improved:
+            self._copy_best(step)
+        if metrics is not None:
+            loss = float(np.mean(self.losses_since_eval)) if self.losses_since_eval else None
+            line = {"step": step, **metrics, "train_loss": loss, "best": improved,
+                    "time": time.time()}
+            with open(self.out / METRICS, "a") as f:
+                f.write(json.dumps(line) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        record = {
+            "data": self.stream.state(step),
+            "best": list(self.best) if self.best else None,
+            "bad_evals": self.bad_evals,
+            "last_metrics": self.last_metrics,
+            "metric": self.metric,
+        }
+        train_state.save_state(self.out, step, self.model, record)
+        train_state.commit(self.out, step, metrics=metrics)
+        train_state.prune(self.out, step)
+        self.committed = step
+        self.dist.barrier()
+
+    def _copy_best(self, step: int) -> None:
+        from softprompt.core.files import load_prompt, save_prompt
+
+        array, meta = load_prompt(train_state.prompt_path(self.out, step))
+        save_prompt(self.out / "best.npy", array, **{k: v for k, v in meta.items()
+                                                     if k not in ("shape",)})
+
+    # -------------------------------------------------------------- loop
+    def run(self) -> TrainResult:
+        config = self.config
+        model = self.model
+        stopped = "completed"
+        self.callbacks.on_train_begin()
+        try:
+            with graceful_interrupt() as interrupt:
+                while self.step < config.steps:
+                    x, y, weight = self.dist.shard_batch(*self.stream.batch(self.step))
+                    self.callbacks.on_train_batch_begin(self.step + 1)
+                    logs = model.train_on_batch(x, y, sample_weight=weight, return_dict=True)
+                    loss = float(logs["loss"])
+                    self.step += 1
+                    if not math.isfinite(loss):
+                        raise TrainingDiverged(self._diverged_message(loss))
+                    self.losses_since_eval.append(loss)
+                    self.callbacks.on_train_batch_end(self.step, {"loss": loss})
+                    if self.step % config.eval_every == 0 or self.step == config.steps:
+                        self.callbacks.on_test_begin()
+                        metrics = self.evaluate()
+                        self.checkpoint(self.step, metrics)
+                        self.losses_since_eval = []
+                        self.callbacks.on_test_end({"step": self.step, **metrics})
+                        if (config.early_stopping is not None
+                                and self.bad_evals >= config.early_stopping):
+                            stopped = "early_stopping"
+                            self.echo(f"early stopping at step {self.step}: no better "
+                                      f"{self.metric} in {self.bad_evals} evaluations")
+                            break
+                    if interrupt["stop"] or getattr(model, "stop_training", False):
+                        if self.committed != self.step:
+                            self.checkpoint(self.step, None)
+                        stopped = "interrupted"
+                        break
+        finally:
+            self.callbacks.on_train_end()
+            if self.chief:
+                self._draw_curve()
+        return TrainResult(
+            out=self.out,
+            step=self.step,
+            best_step=self.best[1] if self.best else None,
+            best_score=self.best[0] if self.best else None,
+            metric=self.metric,
+            stopped=stopped,
+            last_metrics=self.last_metrics,
+        )
+
+    def _draw_curve(self) -> None:
+        import warnings
+
+        from softprompt.core.train_callbacks import draw_curve
+
+        try:
+            draw_curve(self.out, self.metric)
+        except Exception as err:  # noqa: BLE001 - a plot must never hide the run's outcome
+            warnings.warn(f"could not draw {self.out / 'curve.png'}: {err}", stacklevel=2)
+
+    def _diverged_message(self, loss: float) -> str:
+        kept = (
+            f"the last good checkpoint is {train_state.prompt_path(self.out, self.committed)}"
+            if self.committed is not None else "no checkpoint had been saved yet"
+        )
+        return (f"the loss became {loss} at step {self.step}; training stopped and {kept} "
+                "(try a lower --lr)")
+
+
