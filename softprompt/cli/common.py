@@ -68,6 +68,8 @@ def user_errors(f):
 
     @functools.wraps(f)
     def wrapper(*args, debug=False, **kwargs):
+        if not debug:
+            quiet_tensorflow_import()
         try:
             return f(*args, **kwargs)
         except click.ClickException:
@@ -87,6 +89,36 @@ def user_errors(f):
             sys.exit(EXIT_RUNTIME)
 
     return debug_option(wrapper)
+
+
+def quiet_tensorflow_import() -> None:
+    """Import TensorFlow with its C++ start-up chatter held back.
+
+    keras-hub's tokenizers need TensorFlow on every backend, and TensorFlow's
+    C++ runtime prints oneDNN/CUDA notices straight to the stderr file
+    descriptor before its logging is configured (``TF_CPP_MIN_LOG_LEVEL``
+    cannot stop them), which would bury our one-line errors. The notices are
+    shown only if the import fails.
+    """
+    import tempfile
+
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except Exception:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _one_line(err: BaseException) -> str:

@@ -31,24 +31,23 @@ def pad_batch(rows: Sequence[Sequence[int]], length: int | None = None,
 
 
 def _cache_shapes(model, batch, source_length, target_length):
+    """Shapes of one decoder layer's self- and cross-attention caches."""
     bb = model.backbone
     head_dim = bb.key_value_dim or bb.hidden_dim // bb.num_heads
-    self_shape = (batch, bb.num_layers, 2, target_length, bb.num_heads, head_dim)
-    cross_shape = (batch, bb.num_layers, 2, source_length, bb.num_heads, head_dim)
+    self_shape = (batch, 2, target_length, bb.num_heads, head_dim)
+    cross_shape = (batch, 2, source_length, bb.num_heads, head_dim)
     return self_shape, cross_shape
 
 
-def decoder_step(model, encoder_output, encoder_mask, step_ids, self_cache, index,
-                 cross_cache, build_cross_cache):
-    """One cached decoder step: logits for `step_ids` ``(batch, 1)`` at position `index`.
+def _layer_step(model, encoder_output, cross_mask, step_ids, self_caches, index, cross_caches,
+                build_cross_cache):
+    """One cached decoder step over per-layer caches (tuples, one tensor per layer).
 
-    Returns ``(logits, self_cache, cross_cache)``. On the first step
-    (`build_cross_cache`) the encoder's key/value projections are computed and
-    cached; afterwards they are reused as they are.
+    Keeping a tensor per layer (rather than one stacked tensor) spares a copy of every
+    cache at every step (performance, issue 9); the arithmetic is keras-hub's.
     """
     bb = model.backbone
     x = bb.token_embedding(step_ids)
-    cross_mask = ops.cast(encoder_mask, "int32")[:, None, :]
     new_self, new_cross = [], []
     position_bias = None
     for i, layer in enumerate(bb.decoder_transformer_layers):
@@ -58,18 +57,81 @@ def decoder_step(model, encoder_output, encoder_mask, step_ids, self_cache, inde
             encoder_hidden_states=encoder_output,
             encoder_attention_mask=cross_mask,
             use_causal_mask=True,
-            self_attention_cache=self_cache[:, i, ...],
+            self_attention_cache=self_caches[i],
             self_attention_cache_update_index=index,
-            cross_attention_cache=cross_cache[:, i, ...],
+            cross_attention_cache=cross_caches[i],
             cross_attention_cache_update_index=0 if build_cross_cache else None,
         )
         new_self.append(layer_self)
         new_cross.append(layer_cross)
+    x = bb.decoder_layer_norm(x)
+    return model.logits(x), tuple(new_self), tuple(new_cross)
+
+
+def decoder_step(model, encoder_output, encoder_mask, step_ids, self_cache, index,
+                 cross_cache, build_cross_cache):
+    """One cached decoder step: logits for `step_ids` ``(batch, 1)`` at position `index`.
+
+    `self_cache` / `cross_cache` stack the layers on axis 1:
+    ``(batch, num_layers, 2, length, heads, head_dim)``. Returns ``(logits,
+    self_cache, cross_cache)``. On the first step (`build_cross_cache`) the
+    encoder's key/value projections are computed and cached; afterwards they are
+    reused as they are. (`greedy_tokens` keeps per-layer caches instead.)
+    """
+    layers = range(model.backbone.num_layers)
+    cross_mask = ops.cast(encoder_mask, "int32")[:, None, :]
+    logits, new_self, new_cross = _layer_step(
+        model, encoder_output, cross_mask, step_ids,
+        tuple(self_cache[:, i, ...] for i in layers), index,
+        tuple(cross_cache[:, i, ...] for i in layers), build_cross_cache,
+    )
     self_cache = ops.stack(new_self, axis=1)
     if build_cross_cache:
         cross_cache = ops.stack(new_cross, axis=1)
-    x = bb.decoder_layer_norm(x)
-    return model.logits(x), self_cache, cross_cache
+    return logits, self_cache, cross_cache
+
+
+def _compiled(model, name, fn):
+    """`fn` compiled by the backend adapter, kept on `model` (performance, issue 9).
+
+    JAX jits it, TensorFlow traces a graph, torch runs it eagerly; each keeps its own
+    cache of compiled shapes, so repeated evaluations compile once per shape. The
+    table lives in the model's ``__dict__`` outside keras' attribute tracking.
+    """
+    from softprompt import backends
+
+    table = model.__dict__.get("_softprompt_compiled")
+    if table is None:
+        table = {}
+        object.__setattr__(model, "_softprompt_compiled", table)
+    if name not in table:
+        table[name] = backends.current().compile_function(fn, model.variables)
+    return table[name]
+
+
+def _encoder(model):
+    def encode(token_ids, padding_mask, prompt_ids):
+        return model.encode(token_ids, padding_mask, prompt_ids)
+
+    return _compiled(model, "encode", encode)
+
+
+def _first_step(model):
+    def first(encoder_output, cross_mask, step_ids, self_caches, index, cross_caches):
+        return _layer_step(model, encoder_output, cross_mask, step_ids, self_caches, index,
+                           cross_caches, build_cross_cache=True)
+
+    return _compiled(model, "decode_first", first)
+
+
+def _next_step(model):
+    def step(encoder_output, cross_mask, step_ids, self_caches, index, cross_caches):
+        logits, new_self, _ = _layer_step(model, encoder_output, cross_mask, step_ids,
+                                          self_caches, index, cross_caches,
+                                          build_cross_cache=False)
+        return logits, new_self
+
+    return _compiled(model, "decode_next", step)
 
 
 def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=None,
@@ -77,34 +139,48 @@ def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=Non
     """Greedy decoding; returns int32 ``(batch, max_length)`` (0 after ``</s>``).
 
     With ``use_cache=True`` each step runs the decoder on one new token,
-    reading past keys/values from keras-hub's T5 cache; ``use_cache=False``
-    reruns the decoder over the whole prefix (the reference). With
+    reading past keys/values from keras-hub's T5 cache, through functions the
+    backend adapter compiles (`Adapter.compile_function`); ``use_cache=False``
+    reruns the decoder over the whole prefix, eagerly (the reference). With
     `return_margins`, also returns the top-1 minus top-2 logit at each step
     ``(batch, max_length)`` (NaN after the sequence ended).
     """
+    from softprompt import backends
+
     enc_ids = ops.convert_to_tensor(np.asarray(encoder_token_ids, np.int32))
     enc_mask = ops.convert_to_tensor(np.asarray(encoder_padding_mask, np.int32))
     batch = int(enc_ids.shape[0])
-    if prompt_ids is not None:
-        prompt_ids = ops.convert_to_tensor(np.asarray(prompt_ids, np.int32))
-    encoder_output, full_mask = model.encode(enc_ids, enc_mask, prompt_ids)
+    if prompt_ids is None:
+        prompt_ids = np.zeros((batch,), np.int32)
+    prompt_ids = ops.convert_to_tensor(np.asarray(prompt_ids, np.int32))
     eos = tok.end_token_id(model.tokenizer) if model.tokenizer is not None else tok.EOS_ID
     out = np.zeros((batch, max_length + 1), np.int32)  # column 0: the start token (pad)
     margins = np.full((batch, max_length), np.nan, np.float32)
     done = np.zeros((batch,), bool)
     if use_cache:
+        compiled = backends.current().compiles_functions
+        encoder_output, full_mask = _encoder(model)(enc_ids, enc_mask, prompt_ids)
+        cross_mask = ops.cast(full_mask, "int32")[:, None, :]
         self_shape, cross_shape = _cache_shapes(
             model, batch, int(encoder_output.shape[1]), max_length
         )
         dtype = encoder_output.dtype
-        self_cache = ops.zeros(self_shape, dtype)
-        cross_cache = ops.zeros(cross_shape, dtype)
+        layers = range(model.backbone.num_layers)
+        self_caches = tuple(ops.zeros(self_shape, dtype) for _ in layers)
+        cross_caches = tuple(ops.zeros(cross_shape, dtype) for _ in layers)
+    else:
+        encoder_output, full_mask = model.encode(enc_ids, enc_mask, prompt_ids)
     for t in range(max_length):
         if use_cache:
-            logits, self_cache, cross_cache = decoder_step(
-                model, encoder_output, full_mask, ops.convert_to_tensor(out[:, t : t + 1]),
-                self_cache, t, cross_cache, build_cross_cache=(t == 0),
-            )
+            # a tensor index: one compiled step serves every position
+            index = ops.convert_to_tensor(t, "int32") if compiled else t
+            step_ids = ops.convert_to_tensor(out[:, t : t + 1])
+            if t == 0:
+                logits, self_caches, cross_caches = _first_step(model)(
+                    encoder_output, cross_mask, step_ids, self_caches, index, cross_caches)
+            else:
+                logits, self_caches = _next_step(model)(
+                    encoder_output, cross_mask, step_ids, self_caches, index, cross_caches)
             step_logits = logits[:, 0, :]
         else:
             prefix = ops.convert_to_tensor(out[:, : t + 1])
@@ -144,35 +220,52 @@ def generate(model, texts, max_length=32, prompt_ids=None, batch_size=32, max_in
     return results
 
 
+def _scorer(model):
+    def scores(enc_ids, enc_mask, prompt_ids, dec_in, labels, mask):
+        encoder_output, full_mask = model.encode(enc_ids, enc_mask, prompt_ids)
+        num = ops.shape(dec_in)[0] // ops.shape(enc_ids)[0]
+        # The keys/values of each input's encoder output, projected once and shared by
+        # its candidates (rather than projecting `num` copies of the encoder output).
+        caches = tuple(ops.repeat(c, num, axis=0)
+                       for c in model.cross_attention_caches(encoder_output))
+        # Causal masking already hides the padding after each candidate from its
+        # real positions, so the decoder needs no padding mask here.
+        hidden = model.decode(encoder_output, ops.repeat(full_mask, num, axis=0), dec_in,
+                              cross_attention_caches=caches)
+        logits = ops.cast(model.logits(hidden), "float32")
+        picked = ops.squeeze(ops.take_along_axis(logits, ops.expand_dims(labels, -1), axis=-1), -1)
+        # log p(label) = logit[label] - logsumexp(logits): no (rows, len, vocab) log-softmax
+        return ops.sum((picked - ops.logsumexp(logits, axis=-1)) * mask, axis=-1)
+
+    return _compiled(model, "score", scores)
+
+
 def score_tokens(model, encoder_token_ids, encoder_padding_mask, candidates, prompt_ids=None):
     """Total log-likelihood of each candidate target per input: ``(batch, num_candidates)``.
 
     `candidates` is ``[batch][num_candidates]`` lists of target ids (each
     ending in ``</s>``). The encoder runs once per input; all candidates of
-    the batch go through the decoder in one pass.
+    the batch go through the decoder in one pass (a function the backend
+    adapter compiles, `Adapter.compile_function`).
     """
-    enc_ids = ops.convert_to_tensor(np.asarray(encoder_token_ids, np.int32))
-    enc_mask = ops.convert_to_tensor(np.asarray(encoder_padding_mask, np.int32))
+    enc_ids = np.asarray(encoder_token_ids, np.int32)
     batch = int(enc_ids.shape[0])
     num = len(candidates[0])
     if any(len(c) != num for c in candidates):
         raise ValueError("every input must have the same number of candidates")
-    if prompt_ids is not None:
-        prompt_ids = ops.convert_to_tensor(np.asarray(prompt_ids, np.int32))
-    encoder_output, full_mask = model.encode(enc_ids, enc_mask, prompt_ids)
-    encoder_output = ops.repeat(encoder_output, num, axis=0)
-    full_mask = ops.repeat(full_mask, num, axis=0)
+    if prompt_ids is None:
+        prompt_ids = np.zeros((batch,), np.int32)
     flat = [list(c) for row in candidates for c in row]
     labels, mask = pad_batch(flat)
     dec_in = np.zeros_like(labels)
     dec_in[:, 1:] = labels[:, :-1]
-    # Causal masking already hides the padding after each candidate from its
-    # real positions, so the decoder needs no padding mask here.
-    hidden = model.decode(encoder_output, full_mask, ops.convert_to_tensor(dec_in))
-    logits = ops.cast(model.logits(hidden), "float32")
-    logp = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
-    picked = ops.take_along_axis(logp, ops.expand_dims(ops.convert_to_tensor(labels), -1), axis=-1)
-    total = ops.sum(ops.squeeze(picked, -1) * ops.convert_to_tensor(mask.astype(np.float32)), axis=-1)
+    total = _scorer(model)(
+        ops.convert_to_tensor(enc_ids),
+        ops.convert_to_tensor(np.asarray(encoder_padding_mask, np.int32)),
+        ops.convert_to_tensor(np.asarray(prompt_ids, np.int32)),
+        ops.convert_to_tensor(dec_in), ops.convert_to_tensor(labels),
+        ops.convert_to_tensor(mask.astype(np.float32)),
+    )
     return np.asarray(ops.convert_to_numpy(total), np.float64).reshape(batch, num)
 
 

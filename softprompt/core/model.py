@@ -241,8 +241,14 @@ class PromptedT5(keras.Model):
         return x, mask
 
     def decode(self, encoder_output, encoder_mask, decoder_token_ids, decoder_padding_mask=None,
-               training=False):
-        """Run T5's decoder over the encoder output; returns the final hidden states."""
+               training=False, cross_attention_caches=None):
+        """Run T5's decoder over the encoder output; returns the final hidden states.
+
+        `cross_attention_caches` (optional, from `cross_attention_caches`) gives each
+        layer's keys/values of the encoder output, used instead of projecting
+        `encoder_output` again: rank classification computes them once per input and
+        shares them between its candidates (performance, issue 9).
+        """
         bb = self.backbone
         x = bb.token_embedding(decoder_token_ids)
         x = bb.decoder_embedding_dropout(x, training=training)
@@ -251,7 +257,9 @@ class PromptedT5(keras.Model):
         self_mask = ops.cast(decoder_padding_mask, "int32")[:, None, :]
         cross_mask = ops.cast(encoder_mask, "int32")[:, None, :]
         position_bias = None
-        for layer in bb.decoder_transformer_layers:
+        for i, layer in enumerate(bb.decoder_transformer_layers):
+            cached = {} if cross_attention_caches is None else {
+                "cross_attention_cache": cross_attention_caches[i]}
             x, position_bias = layer(
                 x,
                 attention_mask=self_mask,
@@ -260,9 +268,26 @@ class PromptedT5(keras.Model):
                 encoder_attention_mask=cross_mask,
                 use_causal_mask=True,
                 training=training,
+                **cached,
             )
         x = bb.decoder_layer_norm(x)
         return bb.decoder_dropout(x, training=training)
+
+    def cross_attention_caches(self, encoder_output):
+        """Each decoder layer's cross-attention keys and values of `encoder_output`.
+
+        A tuple with one ``(batch, 2, source_length, heads, head_dim)`` tensor per
+        layer (keras-hub's T5 cache layout: keys, then values), for `decode`.
+        """
+        batch = ops.shape(encoder_output)[0]
+        caches = []
+        for layer in self.backbone.decoder_transformer_layers:
+            attention = layer.cross_attention
+            heads = (batch, -1, attention.num_heads, attention.key_value_dim)
+            keys = ops.reshape(attention.key_projector(encoder_output), heads)
+            values = ops.reshape(attention.value_projector(encoder_output), heads)
+            caches.append(ops.stack([keys, values], axis=1))
+        return tuple(caches)
 
     def logits(self, hidden_states):
         """T5's LM head: tied embeddings scale by ``hidden_dim**-0.5`` first."""

@@ -1,0 +1,241 @@
+"""The baselines: PEFT prompt tuning on transformers' T5 (torch), as their examples run it.
+
+`PeftTrain` is `PromptTuningConfig(num_transformer_submodules=1)` (the prompt in front of
+the encoder only, as in the paper and in softprompt) on a `T5ForConditionalGeneration` of
+the same shape and dropout as our model, stepping torch's `Adafactor` (the optimizer's
+cost is negligible at these sizes). `PeftPaddedEpoch` is the pad-to-max recipe of PEFT's
+seq2seq examples (``padding="max_length"``, a shuffled `DataLoader`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+
+from benchmarks import workload
+from benchmarks.cases import Case, memory, reset_peak_rss, rss_mb
+
+
+def hf_config(model: dict):
+    """transformers' `T5Config` for a benchmark `ModelSpec` dict (dropout 0, like ours)."""
+    from transformers import T5Config
+
+    from softprompt.core.scratch import CONFIGS
+
+    arch = CONFIGS[model["config"]]
+    gated = model["style"] == "t5.1.1"
+    return T5Config(
+        vocab_size=model["vocabulary_size"], d_model=arch["hidden_dim"],
+        d_kv=arch["key_value_dim"], d_ff=arch["intermediate_dim"],
+        num_layers=arch["num_layers"], num_decoder_layers=arch["num_layers"],
+        num_heads=arch["num_heads"], dropout_rate=0.0,
+        feed_forward_proj="gated-gelu" if gated else "relu",
+        tie_word_embeddings=not gated,
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+    )
+
+
+def device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def sync():
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    import torch
+
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def peft_prompt_model(base, prompt_length):
+    from peft import PromptTuningConfig, TaskType, get_peft_model
+
+    config = PromptTuningConfig(task_type=TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=prompt_length,
+                                num_transformer_submodules=1)
+    return get_peft_model(base, config)
+
+
+class PeftTrain(Case):
+    """Suite 1 baseline: one PEFT training step (forward, backward, optimizer) and one forward."""
+
+    def __init__(self, model, batch, input_length, prompt_length, target_length, seed=0):
+        self.spec, self.batch, self.input_length = model, batch, input_length
+        self.prompt_length, self.target_length, self.seed = prompt_length, target_length, seed
+
+    def setup(self):
+        import torch
+        from transformers import T5ForConditionalGeneration
+
+        started = time.perf_counter()
+        torch.manual_seed(self.seed)
+        base = T5ForConditionalGeneration(hf_config(self.spec)).to(device())
+        self.model = peft_prompt_model(base, self.prompt_length)
+        self.model.train()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.trainable = sum(p.numel() for p in params)
+        self.optimizer = torch.optim.Adafactor(params, lr=0.3)
+        vocab = self.spec["vocabulary_size"]
+        ids = workload.token_rows([self.input_length] * self.batch, vocab, self.seed)
+        labels = workload.token_rows([self.target_length] * self.batch, vocab, self.seed + 1)
+        self.inputs = {
+            "input_ids": torch.tensor(ids, device=device()),
+            "attention_mask": torch.ones((self.batch, self.input_length), dtype=torch.long,
+                                         device=device()),
+            "labels": torch.tensor(labels, device=device()),
+        }
+        build_s = time.perf_counter() - started
+        before = rss_mb()
+        reset_peak_rss()
+        started = time.perf_counter()
+        self.time_step()
+        first_step_s = time.perf_counter() - started
+        import transformers
+
+        return {"build_s": build_s, "first_step_s": first_step_s, "rss_before_steps_mb": before,
+                "trainable_parameters": self.trainable, "threads": torch.get_num_threads(),
+                "attention": getattr(self.model.config, "_attn_implementation", None),
+                "transformers": transformers.__version__}
+
+    def time_step(self, threads=None):
+        with torch_threads(threads):
+            out = self.model(**self.inputs)
+            out.loss.backward()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            sync()
+        return {"loss": float(out.loss)}
+
+    def time_forward(self, threads=None):
+        import torch
+
+        with torch_threads(threads), torch.no_grad():
+            out = self.model(**self.inputs)
+            sync()
+        return {"loss": float(out.loss)}
+
+    def info(self):
+        import torch
+
+        extra = {}
+        if torch.cuda.is_available():
+            extra["device_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        return {**memory(), **extra}
+
+
+class PeftPaddedEpoch(Case):
+    """Suite 2 baseline: every input padded to the maximum length, shuffled batches."""
+
+    def __init__(self, model, lengths, batch, prompt_length, target_length, max_length=512,
+                 seed=0):
+        self.spec, self.lengths, self.batch = model, list(lengths), batch
+        self.prompt_length, self.target_length = prompt_length, target_length
+        self.max_length, self.seed = max_length, seed
+
+    def setup(self):
+        import torch
+        from transformers import T5ForConditionalGeneration
+
+        torch.manual_seed(self.seed)
+        base = T5ForConditionalGeneration(hf_config(self.spec)).to(device())
+        self.model = peft_prompt_model(base, self.prompt_length)
+        self.model.train()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adafactor(params, lr=0.3)
+        vocab = self.spec["vocabulary_size"]
+        rows = workload.token_rows(self.lengths, vocab, self.seed)
+        ids = np.zeros((len(rows), self.max_length), np.int64)
+        mask = np.zeros_like(ids)
+        for i, row in enumerate(rows):  # tokenizer(..., padding="max_length", truncation=True)
+            row = row[: self.max_length]
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        labels = workload.token_rows([self.target_length] * len(rows), vocab, self.seed + 1)
+        self.data = torch.utils.data.TensorDataset(
+            torch.tensor(ids), torch.tensor(mask), torch.tensor(labels))
+        self.epoch = 0
+        return {"batches": -(-len(rows) // self.batch),
+                "padded_input_tokens": len(rows) * self.max_length}
+
+    def time_epoch(self):
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        loader = torch.utils.data.DataLoader(self.data, batch_size=self.batch, shuffle=True,
+                                             generator=generator)
+        for ids, mask, labels in loader:
+            out = self.model(input_ids=ids.to(device()), attention_mask=mask.to(device()),
+                             labels=labels.to(device()))
+            out.loss.backward()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        sync()
+        return {"examples": len(self.lengths)}
+
+
+class Checkpoint(Case):
+    """Writes a random T5 with `save_pretrained` (the weights both sides of suite 5 load)."""
+
+    def __init__(self, model, out, seed=0):
+        self.spec, self.out, self.seed = model, out, seed
+
+    def setup(self):
+        import torch
+        from transformers import T5ForConditionalGeneration
+
+        torch.manual_seed(self.seed)
+        T5ForConditionalGeneration(hf_config(self.spec)).save_pretrained(self.out)
+        return {"path": self.out}
+
+
+class Generate(Case):
+    """Suite 5 reference: PEFT's ``generate`` (greedy) with our prompt, on the same weights."""
+
+    def __init__(self, hf_dir, prompt, batch, input_length, seed=0):
+        self.hf_dir, self.prompt_path = hf_dir, prompt
+        self.batch, self.input_length, self.seed = batch, input_length, seed
+
+    def setup(self):
+        import torch
+        from transformers import T5ForConditionalGeneration
+
+        prompt = np.load(self.prompt_path)
+        base = T5ForConditionalGeneration.from_pretrained(self.hf_dir).to(device()).eval()
+        self.model = peft_prompt_model(base, prompt.shape[0]).eval()
+        with torch.no_grad():
+            self.model.prompt_encoder["default"].embedding.weight.copy_(torch.tensor(prompt))
+        vocab = base.config.vocab_size
+        rows = workload.token_rows([self.input_length] * self.batch, vocab, self.seed)
+        self.ids = torch.tensor(rows, device=device())
+        self.mask = torch.ones_like(self.ids)
+        return {}
+
+    def time_generate(self, length):
+        import torch
+
+        with torch.no_grad():
+            out = self.model.generate(input_ids=self.ids, attention_mask=self.mask,
+                                      max_new_tokens=int(length), do_sample=False, num_beams=1)
+            sync()
+        tokens = out[:, 1:].cpu().numpy()  # drop the decoder start token
+        padded = np.zeros((tokens.shape[0], int(length)), np.int64)
+        padded[:, : tokens.shape[1]] = tokens
+        return {"tokens": padded.tolist()}

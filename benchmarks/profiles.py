@@ -1,0 +1,98 @@
+"""The sizes of a run: ``toy`` (the test), ``short`` (the default) and ``full`` (the issue's).
+
+The train-step comparison (suite 1) always uses the issue's T5-small shape outside the toy
+profile: it is the headline number. The short profile runs suites 2-5 on a narrower model
+(``small``: d 256, 4+4 layers, the full 32k vocabulary) and fewer examples so that each
+backend finishes in a few minutes on a loaded 2-core CPU; ``--full`` runs them at T5-small
+size too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A random T5 of a `softprompt.core.scratch` config."""
+
+    config: str = "t5-small"
+    vocabulary_size: int = 32128
+    style: str = "t5.1.0"  # T5-small is T5 1.0: relu feed-forward, tied embeddings
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    name: str
+    # 1. train step
+    train_model: ModelSpec
+    batch: int
+    input_length: int
+    prompt_length: int
+    target_length: int
+    train_rounds: int
+    matmul_size: int
+    # 2. variable-length workload
+    varlen_model: ModelSpec
+    varlen_examples: int
+    varlen_max_length: int
+    varlen_rounds: int
+    # 3. rank classification vs generate
+    eval_model: ModelSpec
+    eval_examples: int
+    eval_batch: int
+    eval_rounds: int
+    # 4. serving shapes
+    serve_model: ModelSpec
+    serve_batch: int
+    serve_input_length: int
+    serve_rounds: int
+    # 5. decoding
+    decode_model: ModelSpec
+    decode_batch: int
+    decode_input_length: int
+    decode_lengths: tuple[int, ...]
+    decode_rounds: int
+    #: warm-up calls of each contender before the timed rounds (compiles happen there)
+    warmup: int = 1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+T5_SMALL = ModelSpec("t5-small")
+SMALL = ModelSpec("small")
+TEST = ModelSpec("test", vocabulary_size=512)
+
+PROFILES = {
+    "toy": Profile(
+        "toy", train_model=TEST, batch=2, input_length=12, prompt_length=4, target_length=3,
+        train_rounds=1, matmul_size=128,
+        varlen_model=TEST, varlen_examples=6, varlen_max_length=40, varlen_rounds=1,
+        eval_model=TEST, eval_examples=4, eval_batch=4, eval_rounds=1,
+        serve_model=TEST, serve_batch=4, serve_input_length=12, serve_rounds=1,
+        decode_model=TEST, decode_batch=2, decode_input_length=12, decode_lengths=(3,),
+        decode_rounds=1, warmup=1,
+    ),
+    "short": Profile(
+        "short", train_model=T5_SMALL, batch=8, input_length=128, prompt_length=100,
+        target_length=8, train_rounds=3, matmul_size=2048,
+        varlen_model=SMALL, varlen_examples=48, varlen_max_length=512, varlen_rounds=2,
+        eval_model=SMALL, eval_examples=32, eval_batch=16, eval_rounds=3,
+        serve_model=SMALL, serve_batch=16, serve_input_length=128, serve_rounds=3,
+        decode_model=SMALL, decode_batch=8, decode_input_length=128, decode_lengths=(8, 16),
+        decode_rounds=3,
+    ),
+    "full": Profile(
+        "full", train_model=T5_SMALL, batch=8, input_length=128, prompt_length=100,
+        target_length=8, train_rounds=7, matmul_size=2048,
+        varlen_model=T5_SMALL, varlen_examples=96, varlen_max_length=512, varlen_rounds=3,
+        eval_model=T5_SMALL, eval_examples=64, eval_batch=32, eval_rounds=5,
+        serve_model=T5_SMALL, serve_batch=32, serve_input_length=128, serve_rounds=5,
+        decode_model=T5_SMALL, decode_batch=8, decode_input_length=128,
+        decode_lengths=(4, 8, 16, 32), decode_rounds=5,
+    ),
+}

@@ -1,0 +1,174 @@
+"""Run the benchmark suite: ``python -m benchmarks.run [--full] [--backends ...] [--out DIR]``.
+
+Short by default (a few minutes per backend on a 2-core CPU); ``--full`` runs the issue's
+sizes everywhere. Writes ``results.json`` (every repeat, every derived number) and
+``results.md`` (the tables) to ``benchmarks/results/`` or ``--out``, and prints the tables.
+
+Example:
+    python -m benchmarks.run --backends jax --suites train,decode
+    python -m benchmarks.run --full --out /tmp/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import report
+from benchmarks.pool import HF, ROOT, Pool
+from benchmarks.profiles import PROFILES
+from benchmarks.suites import SUITES, Context
+
+BACKENDS = ("jax", "torch", "tensorflow")
+DEFAULT_OUT = ROOT / "benchmarks" / "results"
+
+
+def installed_backends() -> list[str]:
+    modules = {"jax": "jax", "torch": "torch", "tensorflow": "tensorflow"}
+    return [b for b in BACKENDS if importlib.util.find_spec(modules[b]) is not None]
+
+
+def peft_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "peft"))
+
+
+def parse_list(text: str | None, allowed, what: str) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        raise ValueError(f"unknown {what} {', '.join(bad) or repr(text)}: expected a comma-"
+                         f"separated list of {', '.join(allowed)}")
+    return items
+
+
+def machine_info() -> dict:
+    import numpy as np
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = [f"Python {platform.python_version()}", f"numpy {np.__version__}"]
+    for name in ("keras", "keras_hub", "jax", "torch", "tensorflow", "transformers", "peft"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None:
+            try:
+                from importlib.metadata import version
+
+                versions.append(f"{name.replace('_', '-')} {version(name.replace('_', '-'))}")
+            except Exception:  # noqa: BLE001
+                pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+            "versions": ", ".join(versions)}
+
+
+def _load() -> str:
+    try:
+        return "/".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def run(profile: str = "short", backends=None, out=None, suites=None, rounds=None,
+        torch_compile: bool = False, baselines: bool = True, log=None) -> tuple[dict, str, Path]:
+    """Run the suites; returns ``(results, markdown, out_dir)`` after writing both files.
+
+    Args:
+        profile: ``toy``, ``short`` or ``full`` (`benchmarks.profiles`).
+        backends: keras backends to run (default: every installed one).
+        out: output directory (default ``benchmarks/results``).
+        suites: names from ``train, varlen, rank, serving, decode`` (default: all).
+        rounds: override every suite's number of timed rounds.
+        torch_compile: add ``torch.compile`` (keras ``jit_compile=True``) to the train step.
+        baselines: run PEFT/transformers when they are installed.
+        log: a ``str -> None`` for progress (default: stderr).
+    """
+    import dataclasses
+
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: expected one of {', '.join(PROFILES)}")
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    available = installed_backends()
+    backends = list(backends or available)
+    missing = [b for b in backends if b not in available]
+    if missing:
+        raise ValueError(f"backend {', '.join(missing)} is not installed")
+    suites = list(suites or SUITES)
+    prof = PROFILES[profile]
+    if rounds is not None:
+        if rounds < 1:
+            raise ValueError(f"rounds must be at least 1, got {rounds}")
+        prof = dataclasses.replace(prof, **{f: rounds for f in (
+            "train_rounds", "varlen_rounds", "eval_rounds", "serve_rounds", "decode_rounds")})
+    out = Path(out) if out else DEFAULT_OUT
+    out.mkdir(parents=True, exist_ok=True)
+    hf = baselines and peft_available()
+    machine = machine_info()
+    machine["load_before"] = _load()
+    results = {"profile": profile, "backends": backends, "peft_baseline": hf,
+               "started": datetime.datetime.now().isoformat(timespec="seconds"),
+               "machine": machine, "settings": prof.to_dict(), "suites": {}, "seconds": {}}
+    if not hf and baselines:
+        log("transformers/peft not installed: the PEFT baselines are skipped")
+    with Pool(out / "logs") as pool:
+        pool.start(backends + ([HF] if hf else []))
+        ctx = Context(pool, prof, backends, hf, out / "cache", log, torch_compile)
+        for name in suites:
+            log(f"[{time.strftime('%H:%M:%S')}] suite {name} (load {_load()})")
+            started = time.perf_counter()
+            results["suites"][name] = SUITES[name](ctx)
+            results["seconds"][name] = round(time.perf_counter() - started, 1)
+    machine["load_after"] = _load()
+    results["verdicts"] = [dataclasses.asdict(v) for v in report.verdicts(results)]
+    text = report.markdown(results)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    (out / "results.md").write_text(text)
+    return results, text, out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="the issue's sizes everywhere")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                        help="toy | short | full (--full is --profile full)")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated keras backends (default: all installed)")
+    parser.add_argument("--suites", default=None, help=f"comma-separated: {', '.join(SUITES)}")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per comparison")
+    parser.add_argument("--torch-compile", action="store_true",
+                        help="also time the torch train step under torch.compile")
+    parser.add_argument("--no-baselines", action="store_true", help="skip PEFT/transformers")
+    parser.add_argument("--out", default=None, help=f"output directory (default {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    try:
+        _, text, out = run(
+            profile=args.profile or ("full" if args.full else "short"),
+            backends=parse_list(args.backends, BACKENDS, "backend"),
+            out=args.out, suites=parse_list(args.suites, tuple(SUITES), "suite"),
+            rounds=args.rounds, torch_compile=args.torch_compile,
+            baselines=not args.no_baselines,
+        )
+    except ValueError as err:
+        parser.error(str(err))
+    print(text)
+    print(f"results: {out / 'results.json'}, {out / 'results.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

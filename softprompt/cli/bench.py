@@ -1,0 +1,87 @@
+"""``softprompt bench``: the benchmark suite of issue 9, short version, tables printed.
+
+The suite lives in the source tree's ``benchmarks/`` package (``python -m benchmarks.run``,
+``nox -s bench``); this command finds it beside an editable install or a checkout and runs
+the same code. Each keras backend runs in a worker process of its own (keras fixes its
+backend per process), so the command itself never imports keras.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from softprompt.cli.common import backend_option, user_errors
+
+
+def load_suite():
+    """The ``benchmarks.run`` module of softprompt's source tree."""
+    import softprompt
+
+    root = Path(softprompt.__file__).resolve().parent.parent
+    if (root / "benchmarks" / "run.py").is_file():
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        import benchmarks.run
+
+        if Path(benchmarks.run.__file__).resolve().parent.parent == root:
+            return benchmarks.run
+    raise ValueError(
+        "the benchmark suite ships with softprompt's source tree (benchmarks/), not with the "
+        f"installed package at {root}: install from a checkout (pip install -e .) and run "
+        "`softprompt bench` or `python -m benchmarks.run` there"
+    )
+
+
+@click.command()
+@backend_option
+@click.option("--backends", default=None,
+              help="Comma-separated keras backends to compare (default: every installed one; "
+                   "--backend X alone means --backends X).")
+@click.option("--full", is_flag=True,
+              help="The issue's sizes everywhere (T5-small shapes; long on a CPU).")
+@click.option("--suites", default=None,
+              help="Comma-separated subset of: train, varlen, rank, serving, decode.")
+@click.option("--rounds", type=click.IntRange(min=1), default=None,
+              help="Timed rounds per comparison (default: the profile's).")
+@click.option("--torch-compile", is_flag=True,
+              help="Also time the torch train step under torch.compile.")
+@click.option("--no-baselines", is_flag=True,
+              help="Skip the PEFT/transformers baselines even when they are installed.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Where results.json and results.md go (default: benchmarks/results).")
+@click.option("--profile", type=click.Choice(["toy", "short", "full"]), default=None, hidden=True,
+              help="Sizes by name (toy: the test's; --full is --profile full).")
+@user_errors
+def bench(backends, full, suites, rounds, torch_compile, no_baselines, out, profile):
+    """Benchmark prompt tuning on this machine, against PEFT and the machine's matmul peak.
+
+    Train step, length bucketing, rank classification vs generation, mixed-prompt
+    batches and ensembles, cached decoding: each comparison alternates its
+    contenders round by round and reports medians of paired ratios, so a busy
+    machine slows them alike. Prints the tables and writes them with every raw
+    timing to --out.
+
+    \b
+    Example:
+        softprompt bench                           # short suite, every installed backend
+        softprompt bench --backend jax --suites train,decode
+    """
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    if backends is None and ctx.get_parameter_source("backend") == ParameterSource.COMMANDLINE:
+        backends = os.environ["KERAS_BACKEND"]
+    suite = load_suite()
+    _, text, out_dir = suite.run(
+        profile=profile or ("full" if full else "short"),
+        backends=suite.parse_list(backends, suite.BACKENDS, "backend"),
+        suites=suite.parse_list(suites, tuple(suite.SUITES), "suite"),
+        rounds=rounds, torch_compile=torch_compile, baselines=not no_baselines, out=out,
+        log=lambda line: click.echo(line, err=True),
+    )
+    click.echo(text)
+    click.echo(f"results: {out_dir / 'results.json'}, {out_dir / 'results.md'}", err=True)

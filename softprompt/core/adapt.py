@@ -1,0 +1,693 @@
+"""LM adaptation / pretraining of a whole keras-hub T5 (the paper's "LM adaptation" ablation).
+
+Unlike prompt tuning, every weight of the backbone trains here. The objective
+is T5's prefix LM: each text is split at a uniformly random token; the
+encoder reads the prefix, the decoder predicts the continuation. A corpus may
+also hold supervised ``{"inputs", "targets"}`` pairs (a multi-task mixture,
+as T5's pretraining mixed tasks into its span corruption); pairs are trained
+as they are.
+
+The result is a keras-hub preset directory (``save_to_preset`` for backbone and
+tokenizer, plus ``adapt.json``: the options, the corpus, the steps and the
+final losses), written to a temporary directory beside `out` and renamed into
+place, so a crash never leaves a half-written preset.
+
+Corpus files (one mixture source each):
+
+- ``*.jsonl``: one JSON object a line, ``{"text": ...}`` (prefix LM) or
+  ``{"inputs": ..., "targets": ...}`` (a supervised pair);
+- anything else: plain text, one example a line (prefix LM).
+
+Mixing is examples-proportional: every step draws `batch_size` examples
+uniformly from all sources together (with replacement), from a generator
+seeded by ``(seed, step)``. Batch ``s`` is a pure function of the corpus, the
+seed and ``s``, which makes ``resume`` exact.
+
+Optimizer (``optimizer=``):
+
+- ``adam`` (default): Adam with global-norm clipping at 1.0 — the fastest to
+  train a small model from scratch on CPU;
+- ``adafactor``: `softprompt.core.adafactor.Adafactor` with T5's pretraining
+  setting (factored second moments for every large matrix, updates scaled by
+  the parameter RMS, no weight decay).
+
+Both use a linear warm-up over `warmup_steps`, then ``lr * sqrt(warmup / step)``
+(T5's inverse square root), which does not depend on the total number of
+steps, so a resumed run may train longer.
+
+A run directory (`workdir`, default ``<out>.adapt/``) holds ``config.json``,
+``train.csv``, ``metrics.jsonl`` (held-out loss every `eval_every` steps),
+``curve.png``, the starting model (``init/``, so a resume rebuilds the same
+vocabulary) and ``checkpoints/`` (weights + optimizer state per checkpoint,
+committed by ``latest.json`` as in `softprompt.core.train_state`).
+
+Example:
+    >>> result = adapt(AdaptConfig(out="my_t5", corpus=["wiki.txt"], from_config="tiny",
+    ...                            vocab_size=2000, steps=5000))
+    >>> PromptedT5.from_preset("my_t5", prompt_length=20)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import keras_hub
+import numpy as np
+from keras import ops
+
+from softprompt import backends
+from softprompt.core import scratch
+from softprompt.core import tokens as tok
+from softprompt.core import train_callbacks as tc
+from softprompt.core.adafactor import Adafactor
+from softprompt.core.atomic import atomic_write
+from softprompt.core.batching import bucket_index, bucket_lengths, seq2seq_batch
+from softprompt.core.loss import seq2seq_loss, token_losses
+from softprompt.core.presets import resolve_preset
+
+OPTIMIZERS = ("adam", "adafactor")
+VOCAB_MODELS = ("unigram", "bpe")
+#: Default peak learning rate per optimizer.
+DEFAULT_LR = {"adam": 2e-3, "adafactor": 1e-2}
+CHECKPOINTS = "checkpoints"
+LATEST = "latest.json"
+#: Options a resumed run may change.
+RESUMABLE_CHANGES = ("steps",)
+#: Held-out examples used for the evaluation loss (taken out of the training pool).
+HELD_OUT = 256
+
+
+@dataclasses.dataclass
+class AdaptConfig:
+    """The options of one adaptation run.
+
+    Args:
+        out: the preset directory to write.
+        corpus: corpus files (see the module docs).
+        preset: the starting model (a preset `PromptedT5.from_preset` accepts).
+        from_config: or start from random weights: a name in
+            `softprompt.core.scratch.CONFIGS` (``tiny``, ``small``, ...) or a
+            dict of `T5Backbone` sizes (``hidden_dim``, ``num_layers``, ...).
+        style: ``t5.1.1`` (gated GELU, untied) or ``t5.1.0`` (relu, tied),
+            with `from_config`.
+        vocab_size: sentencepiece vocabulary trained on the corpus, with
+            `from_config` (a small corpus may give fewer pieces).
+        vocab_model: the sentencepiece algorithm: ``unigram`` (T5's) or
+            ``bpe``. On a tiny synthetic language sentencepiece's unigram
+            trainer stops at a few dozen sub-word pieces; BPE keeps words whole.
+        steps: optimizer steps in total.
+        batch_size: examples per step.
+        lr: peak learning rate (default per optimizer, `DEFAULT_LR`).
+        optimizer: ``adam`` or ``adafactor``.
+        warmup_steps: linear warm-up (default: min(1000, steps // 10)).
+        max_input_length, max_target_length: token limits (prefixes keep
+            their last tokens, targets their first).
+        dropout: the backbone's dropout rate while training (the preset keeps
+            its own rate otherwise; 0 for `from_config`).
+        eval_every: steps between held-out evaluations and checkpoints.
+        seed: seeds the vocabulary, the weights and the data order.
+        workdir: the run directory (default ``<out>.adapt``).
+    """
+
+    out: str
+    corpus: list = dataclasses.field(default_factory=list)
+    preset: str | None = None
+    from_config: str | dict | None = None
+    style: str = "t5.1.1"
+    vocab_size: int = 1000
+    vocab_model: str = "unigram"
+    steps: int = 10000
+    batch_size: int = 64
+    lr: float | None = None
+    optimizer: str = "adam"
+    warmup_steps: int | None = None
+    max_input_length: int = 128
+    max_target_length: int = 64
+    dropout: float | None = None
+    eval_every: int = 500
+    seed: int = 0
+    workdir: str | None = None
+
+    def validate(self) -> AdaptConfig:
+        """Raise a one-line `ValueError` for a bad option; return self."""
+        for name in ("steps", "batch_size", "max_input_length", "max_target_length",
+                     "eval_every", "vocab_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_input_length < 2 or self.max_target_length < 2:
+            raise ValueError("max_input_length and max_target_length must be at least 2")
+        if self.warmup_steps is not None and (
+                not isinstance(self.warmup_steps, int) or self.warmup_steps < 0):
+            raise ValueError(f"warmup_steps must be a non-negative integer, got {self.warmup_steps!r}")
+        if self.vocab_model not in VOCAB_MODELS:
+            raise ValueError(f"unknown vocabulary model {self.vocab_model!r}: expected unigram or bpe")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}: expected adam or adafactor")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if (self.preset is None) == (self.from_config is None):
+            raise ValueError("give exactly one of a preset to adapt or --from-config "
+                             "(tiny, small, ...) to start from random weights")
+        if isinstance(self.from_config, str) and self.from_config not in scratch.CONFIGS:
+            raise ValueError(f"unknown config {self.from_config!r}: expected one of "
+                             f"{', '.join(scratch.CONFIGS)} (or a dict of T5Backbone sizes)")
+        if self.style not in scratch.STYLES:
+            raise ValueError(f"unknown T5 style {self.style!r}: expected one of "
+                             f"{', '.join(scratch.STYLES)}")
+        if not self.corpus:
+            raise ValueError("no corpus given: name one or more text or JSONL files")
+        for path in self.corpus:
+            p = Path(path)
+            if not p.exists():
+                raise FileNotFoundError(f"corpus file {path} does not exist")
+            if not p.is_file():
+                raise ValueError(f"corpus path {path} is not a file")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.workdir) if self.workdir else Path(str(self.out).rstrip("/") + ".adapt")
+
+    @property
+    def peak_lr(self) -> float:
+        return float(self.lr if self.lr is not None else DEFAULT_LR[self.optimizer])
+
+    @property
+    def warmup(self) -> int:
+        return int(self.warmup_steps if self.warmup_steps is not None
+                   else min(1000, self.steps // 10))
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["corpus"] = [str(p) for p in self.corpus]
+        return values
+
+
+@dataclasses.dataclass
+class AdaptResult:
+    """What an adaptation run ended with: the preset, the step, the losses, the time."""
+
+    out: Path
+    step: int
+    train_loss: float
+    eval_loss: float | None
+    seconds: float
+
+
+# ---------------------------------------------------------------------- corpus
+
+
+@dataclasses.dataclass
+class Corpus:
+    """The tokenized corpus: prefix-LM texts and supervised pairs, one pool."""
+
+    texts: list[list[int]]              # token ids (no </s>) of prefix-LM texts
+    pairs: list[tuple[list[int], list[int]]]  # (input ids, target ids), each </s>-terminated
+    sources: dict[str, int]             # file -> number of examples
+
+    def __len__(self) -> int:
+        return len(self.texts) + len(self.pairs)
+
+
+def read_corpus_files(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]], dict]:
+    """``(texts, pairs, counts)`` from corpus files; a malformed line is a one-line error."""
+    texts: list[str] = []
+    pairs: list[tuple[str, str]] = []
+    counts: dict[str, int] = {}
+    for path in paths:
+        path = Path(path)
+        before = len(texts) + len(pairs)
+        with open(path, encoding="utf-8") as f:
+            if path.name.endswith((".jsonl", ".json")):
+                for n, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as err:
+                        raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+                    if isinstance(record, dict) and isinstance(record.get("text"), str):
+                        texts.append(record["text"])
+                    elif (isinstance(record, dict) and isinstance(record.get("inputs"), str)
+                          and isinstance(record.get("targets"), str) and record["targets"]):
+                        pairs.append((record["inputs"], record["targets"]))
+                    else:
+                        raise ValueError(f'{path}:{n}: expected {{"text": ...}} or '
+                                         f'{{"inputs": ..., "targets": ...}} with strings')
+            else:
+                texts.extend(line.strip() for line in f if line.strip())
+        counts[str(path)] = len(texts) + len(pairs) - before
+        if counts[str(path)] == 0:
+            raise ValueError(f"corpus file {path} holds no examples")
+    return texts, pairs, counts
+
+
+def tokenize_corpus(tokenizer, texts, pairs, counts) -> Corpus:
+    text_ids = [r for r in tok.encode(tokenizer, texts, add_eos=False) if len(r) >= 2]
+    if texts and not text_ids:
+        raise ValueError("every corpus text is shorter than two tokens: nothing to split")
+    inputs = tok.encode(tokenizer, [p[0] for p in pairs], add_eos=True)
+    targets = tok.encode(tokenizer, [p[1] for p in pairs], add_eos=True)
+    return Corpus(text_ids, list(zip(inputs, targets)), counts)
+
+
+class AdaptBatches:
+    """Seeded batches of the mixture; batch ``step`` depends only on ``(corpus, seed, step)``.
+
+    The first `HELD_OUT` examples of a seeded permutation are kept out of
+    training for the evaluation loss.
+    """
+
+    def __init__(self, corpus: Corpus, batch_size: int, max_input_length: int,
+                 max_target_length: int, seed: int = 0):
+        self.corpus = corpus
+        self.batch_size = int(batch_size)
+        self.max_input = int(max_input_length)
+        self.max_target = int(max_target_length)
+        self.seed = int(seed)
+        order = np.random.default_rng([self.seed, 2**31 - 1]).permutation(len(corpus))
+        held = min(HELD_OUT, len(corpus) // 10)
+        self.held_out = order[:held]
+        self.pool = np.sort(order[held:])
+        n_texts = len(corpus.texts)
+        self._texts_pool = self.pool[self.pool < n_texts]
+        self._pairs_pool = self.pool[self.pool >= n_texts]
+        self._text_share = len(self._texts_pool) / max(len(self.pool), 1)
+        self.input_buckets = bucket_lengths(self.max_input, smallest=8)
+        self.target_buckets = bucket_lengths(self.max_target, smallest=4)
+
+    def _example(self, index: int, rng) -> tuple[list[int], list[int]]:
+        n_texts = len(self.corpus.texts)
+        if index >= n_texts:
+            inputs, targets = self.corpus.pairs[index - n_texts]
+        else:
+            ids = self.corpus.texts[index]
+            split = int(rng.integers(1, len(ids)))  # both sides non-empty
+            inputs, targets = ids[:split] + [1], ids[split:] + [1]
+        if len(inputs) > self.max_input:   # keep the end of the prefix, then </s>
+            inputs = inputs[-(self.max_input - 1) - 1 : -1] + [inputs[-1]]
+        if len(targets) > self.max_target:  # keep the start of the continuation
+            targets = targets[: self.max_target - 1] + [targets[-1]]
+        return inputs, targets
+
+    def _batch(self, indices, rng):
+        rows = [self._example(int(i), rng) for i in indices]
+        width = self.input_buckets[bucket_index(max(len(r[0]) for r in rows), self.input_buckets)]
+        twidth = self.target_buckets[bucket_index(max(len(r[1]) for r in rows),
+                                                  self.target_buckets)]
+        x, y, w = seq2seq_batch([r[0] for r in rows], [r[1] for r in rows], width, twidth)
+        x.pop("prompt_ids")
+        return x, y, w
+
+    def batch(self, step: int):
+        """``(x, y, sample_weight)`` of training step `step` (0-based).
+
+        A step's examples all come from one kind (prefix-LM texts or pairs),
+        the kind drawn with probability proportional to its share of the pool
+        (so mixing stays examples-proportional); one kind per batch keeps the
+        padded shapes, and so the compute, close to the examples' lengths.
+        """
+        rng = np.random.default_rng([self.seed, int(step)])
+        pool = self._texts_pool if rng.random() < self._text_share else self._pairs_pool
+        return self._batch(rng.choice(pool, self.batch_size, replace=True), rng)
+
+    def held_out_batches(self):
+        rng = np.random.default_rng([self.seed, 2**31 - 2])
+        for start in range(0, len(self.held_out), self.batch_size):
+            yield self._batch(self.held_out[start : start + self.batch_size], rng)
+
+
+# ---------------------------------------------------------------------- model
+
+
+@keras.saving.register_keras_serializable(package="softprompt")
+class Seq2SeqLM(keras.Model):
+    """A T5 that trains whole (encoder, decoder, embeddings) with T5's LM head.
+
+    Inputs are keras-hub's four T5 keys; the output is the logits. The loss
+    is `softprompt.core.loss.seq2seq_loss` (masked cross-entropy + z-loss).
+
+    Example:
+        >>> lm = Seq2SeqLM(keras_hub.models.T5Backbone.from_preset("softprompt_tiny"))
+        >>> lm.compile(optimizer="adam")
+        >>> lm.train_on_batch(x, y, sample_weight=target_mask)
+    """
+
+    def __init__(self, backbone, z_loss=1e-4, **kwargs):
+        super().__init__(**kwargs)
+        backbone.trainable = True
+        self.backbone = backbone
+        self.z_loss = float(z_loss)
+
+    def call(self, inputs, training=False):
+        bb = self.backbone
+        hidden = bb(inputs, training=training)["decoder_sequence_output"]
+        if bb.tie_embedding_weights:
+            hidden = hidden * ops.cast(bb.hidden_dim**-0.5, hidden.dtype)
+        return bb.token_embedding(hidden, reverse=True)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return seq2seq_loss(y, y_pred, sample_weight, self.z_loss)
+
+    def get_config(self):
+        return {"backbone": keras.saving.serialize_keras_object(self.backbone),
+                "z_loss": self.z_loss, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="softprompt")
+class WarmupRsqrt(keras.optimizers.schedules.LearningRateSchedule):
+    """``lr * min(step / warmup, sqrt(warmup / step))``: linear warm-up, then T5's 1/sqrt."""
+
+    def __init__(self, lr: float, warmup: int):
+        self.lr = float(lr)
+        self.warmup = int(warmup)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32") + 1.0
+        warm = float(max(self.warmup, 1))
+        return self.lr * ops.minimum(step / warm, ops.sqrt(warm / ops.maximum(step, warm)))
+
+    def get_config(self):
+        return {"lr": self.lr, "warmup": self.warmup}
+
+
+def make_optimizer(config: AdaptConfig):
+    schedule = WarmupRsqrt(config.peak_lr, config.warmup)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=1.0)
+    return Adafactor(learning_rate=schedule, multiply_by_parameter_scale=True,
+                     weight_decay_rate=None, never_factor=())
+
+
+# ---------------------------------------------------------------------- checkpoints
+
+
+def _checkpoint_path(run_dir: Path, step: int) -> Path:
+    return run_dir / CHECKPOINTS / f"step-{int(step)}.npz"
+
+
+def save_checkpoint(run_dir: Path, step: int, model, record: dict, keep: int = 2) -> None:
+    """Write weights + optimizer state for `step`, then commit ``latest.json`` (both atomic)."""
+    arrays = {f"w{i}": np.asarray(ops.convert_to_numpy(v)) for i, v in enumerate(model.weights)}
+    arrays.update({f"o{i}": np.asarray(ops.convert_to_numpy(v))
+                   for i, v in enumerate(model.optimizer.variables)})
+    path = _checkpoint_path(run_dir, step)
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
+    with atomic_write(run_dir / CHECKPOINTS / LATEST, "w") as f:
+        json.dump({"step": int(step), **record}, f, indent=1)
+    kept = sorted((int(p.stem.split("-")[1]) for p in path.parent.glob("step-*.npz")),
+                  reverse=True)
+    for old in kept[keep:]:
+        _checkpoint_path(run_dir, old).unlink(missing_ok=True)
+
+
+def latest_checkpoint(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / CHECKPOINTS / LATEST
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def restore_checkpoint(run_dir: Path, step: int, model) -> None:
+    path = _checkpoint_path(run_dir, step)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} named by {LATEST} is missing")
+    with np.load(path, allow_pickle=False) as data:
+        for i, v in enumerate(model.weights):
+            v.assign(data[f"w{i}"])
+        variables = model.optimizer.variables
+        for i, v in enumerate(variables):
+            v.assign(data[f"o{i}"])
+
+
+# ---------------------------------------------------------------------- presets
+
+
+def write_preset(out, backbone, tokenizer, info: dict | None = None) -> Path:
+    """Save `backbone` + `tokenizer` as a keras-hub preset at `out`, atomically.
+
+    The preset is written into a temporary directory beside `out` and renamed
+    into place; an existing preset at `out` is replaced only once the new one
+    is complete. `info` is written as ``adapt.json`` in the preset.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        backbone.save_to_preset(str(tmp))
+        tokenizer.save_to_preset(str(tmp))
+        if info is not None:
+            (tmp / "adapt.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").is_file():
+        raise ValueError(f"--out {out} is a non-empty directory that is not a preset; "
+                         "refusing to replace it")
+    parent = out.parent if out.parent != Path("") else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise PermissionError(f"cannot write --out {out}: {probe} is not writable")
+
+
+def train_vocabulary(texts, vocab_size: int, seed: int = 0, model: str = "unigram") -> bytes:
+    """A T5-compatible sentencepiece model (pad 0, eos 1, unk 2) trained on `texts`.
+
+    ``unigram`` is `softprompt.core.scratch.train_sentencepiece` (T5's
+    algorithm); ``bpe`` uses the same settings with byte-pair merges.
+    """
+    if model == "unigram":
+        return scratch.train_sentencepiece(texts, vocab_size, seed=seed)
+    import io
+
+    import sentencepiece as spm
+
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise ValueError("cannot train a vocabulary on an empty corpus")
+    out = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=out, vocab_size=vocab_size, model_type=model,
+        bos_id=-1, pad_id=0, eos_id=1, unk_id=2, pad_piece="<pad>", eos_piece="</s>",
+        unk_piece="<unk>", hard_vocab_limit=False, character_coverage=1.0, num_threads=1,
+        minloglevel=2,
+    )
+    return out.getvalue()
+
+
+def t5_init_embeddings(backbone, seed: int = 0) -> None:
+    """Give a freshly built backbone T5's embedding initialization.
+
+    keras-hub's `T5Backbone` passes ``TruncatedNormal(1.0)`` — a *mean* of 1.0
+    and keras' default standard deviation of 0.05 — so every token starts as
+    nearly the same vector, and a model trained from scratch barely tells its
+    tokens apart (it only matters for random weights; presets load their own).
+    T5 draws the shared embedding from N(0, 1); the untied output matrix here
+    from N(0, 1/d) so that the first logits are of order one.
+    """
+    rng = np.random.default_rng([seed, 5])
+    emb = backbone.token_embedding
+    vocab, dim = emb.embeddings.shape
+    emb.embeddings.assign(rng.standard_normal((vocab, dim)).astype("float32"))
+    reverse = getattr(emb, "reverse_embeddings", None)
+    if reverse is not None and not backbone.tie_embedding_weights:
+        reverse.assign((rng.standard_normal(tuple(reverse.shape)) * dim**-0.5).astype("float32"))
+
+
+def _start_model(config: AdaptConfig, run_dir: Path, texts, pairs, echo):
+    """Build (or, on a resume, reload) the starting backbone + tokenizer; saved in ``init/``."""
+    init = run_dir / "init"
+    if (init / "config.json").is_file():
+        handle = str(init)
+    elif config.preset is not None:
+        handle = resolve_preset(config.preset)
+    else:
+        echo(f"training a sentencepiece vocabulary of up to {config.vocab_size} pieces")
+        sample = texts + [p[0] + " " + p[1] for p in pairs]
+        proto = train_vocabulary(sample, config.vocab_size, config.seed, config.vocab_model)
+        tokenizer = keras_hub.models.T5Tokenizer(proto=proto)
+        backbone = scratch.build_backbone(tokenizer.vocabulary_size(), config.from_config,
+                                          config.style, dropout=config.dropout or 0.0,
+                                          seed=config.seed)
+        t5_init_embeddings(backbone, config.seed)
+        write_preset(init, backbone, tokenizer)
+        return backbone, tokenizer
+    overrides = {} if config.dropout is None else {"dropout": float(config.dropout)}
+    backbone = keras_hub.models.T5Backbone.from_preset(handle, **overrides)
+    tokenizer = keras_hub.models.T5Tokenizer.from_preset(handle)
+    if handle != str(init):
+        write_preset(init, backbone, tokenizer)
+    return backbone, tokenizer
+
+
+# ---------------------------------------------------------------------- the run
+
+
+def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None,
+          callbacks: Sequence = ()) -> AdaptResult:
+    """Train the whole T5 on the corpus and write the preset `config.out`.
+
+    With `resume`, continue the run in ``config.workdir`` from its last
+    committed checkpoint (only ``steps`` may differ); the result equals an
+    uninterrupted run on the same backend.
+
+    Raises `ValueError` / `FileNotFoundError` for bad options or data and
+    `RuntimeError` when the loss becomes NaN or infinite.
+    """
+    if echo is None:
+        def echo(text):
+            print(text, file=sys.stderr, flush=True)
+    config.validate()
+    out = Path(config.out)
+    _check_out(out)
+    run_dir = config.run_dir
+    committed = None
+    if resume:
+        saved_path = run_dir / "config.json"
+        if not saved_path.is_file():
+            raise FileNotFoundError(f"--resume: {run_dir} holds no adaptation run (no config.json)")
+        saved = json.loads(saved_path.read_text())["options"]
+        mine = config.to_dict()
+        changed = [k for k in saved if k not in RESUMABLE_CHANGES + ("workdir",)
+                   and saved.get(k) != mine.get(k)]
+        if changed:
+            raise ValueError(
+                f"--resume continues the run in {run_dir} with its own options; these differ: "
+                + ", ".join(f"{k} ({saved.get(k)!r} there, {mine.get(k)!r} now)" for k in changed))
+        committed = latest_checkpoint(run_dir)
+        if committed and config.steps < committed["step"]:
+            raise ValueError(f"--steps {config.steps} is below the checkpoint's step "
+                             f"{committed['step']}")
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise ValueError(f"run directory {run_dir} is not empty: pass --resume to continue "
+                         "that run, or remove it")
+    texts, pairs, counts = read_corpus_files(config.corpus)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    backbone, tokenizer = _start_model(config, run_dir, texts, pairs, echo)
+    corpus = tokenize_corpus(tokenizer, texts, pairs, counts)
+    stream = AdaptBatches(corpus, config.batch_size, config.max_input_length,
+                          config.max_target_length, config.seed)
+    model = Seq2SeqLM(backbone)
+    model.compile(optimizer=make_optimizer(config),
+                  jit_compile=backends.current().default_jit_compile)
+    model.optimizer.build(model.trainable_variables)
+    start = 0
+    best_eval = None
+    if committed:
+        restore_checkpoint(run_dir, committed["step"], model)
+        start = int(committed["step"])
+        echo(f"resuming at step {start} from {run_dir / CHECKPOINTS}")
+    info = {
+        "options": config.to_dict(),
+        "backend": backends.name(),
+        "corpus": {"files": counts, "texts": len(corpus.texts), "pairs": len(corpus.pairs)},
+        "vocabulary_size": int(backbone.vocabulary_size),
+        "parameters": int(sum(int(np.prod(v.shape)) for v in backbone.weights)),
+    }
+    with atomic_write(run_dir / "config.json", "w") as f:
+        json.dump(info, f, indent=1)
+    metrics_path = run_dir / "metrics.jsonl"
+    if start:
+        _truncate_metrics(metrics_path, start)
+    elif metrics_path.exists():
+        metrics_path.unlink()
+    csv = tc.CsvLog(run_dir / "train.csv", start=start)
+    cbs = [csv, *callbacks]
+    if progress:
+        cbs.insert(0, tc.ProgressBar(config.steps, start=start, metric="eval_loss",
+                                     stream=progress if hasattr(progress, "write") else None))
+    cb_list = keras.callbacks.CallbackList(cbs, model=model)
+    echo(f"adapting {info['parameters']:,} parameters on {len(corpus):,} examples "
+         f"({len(corpus.texts):,} texts, {len(corpus.pairs):,} pairs), steps {start}->{config.steps}")
+    t0 = time.perf_counter()
+    loss = float("nan")
+    eval_loss = None
+    cb_list.on_train_begin()
+    try:
+        for step in range(start, config.steps):
+            x, y, w = stream.batch(step)
+            logs = model.train_on_batch(x, y, sample_weight=w, return_dict=True)
+            loss = float(logs["loss"])
+            if not math.isfinite(loss):
+                raise RuntimeError(f"the loss became {loss} at step {step + 1}; the last good "
+                                   f"checkpoint is kept in {run_dir / CHECKPOINTS} (try a lower --lr)")
+            done = step + 1
+            cb_list.on_train_batch_end(done, {"loss": loss})
+            if done % config.eval_every == 0 or done == config.steps:
+                eval_loss = evaluate_loss(model, stream)
+                best_eval = eval_loss if best_eval is None else min(best_eval, eval_loss)
+                record = {"step": done, "eval_loss": round(eval_loss, 6),
+                          "train_loss": round(loss, 6),
+                          "elapsed_s": round(time.perf_counter() - t0, 2)}
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                cb_list.on_test_begin()
+                cb_list.on_test_end({"step": done, "eval_loss": eval_loss})
+                save_checkpoint(run_dir, done, model, {"eval_loss": eval_loss})
+    finally:
+        cb_list.on_train_end()
+    seconds = time.perf_counter() - t0
+    tc.draw_curve(run_dir, "eval_loss")
+    info.update({"steps": config.steps, "train_loss": loss, "eval_loss": eval_loss,
+                 "seconds": round(seconds, 1)})
+    write_preset(out, backbone, tokenizer, info)
+    echo(f"wrote preset {out} (train loss {loss:.4f}, held-out loss "
+         f"{eval_loss if eval_loss is None else round(eval_loss, 4)}, {seconds:.0f} s)")
+    return AdaptResult(out, config.steps, loss, eval_loss, seconds)
+
+
+def evaluate_loss(model, stream: AdaptBatches) -> float:
+    """Token-weighted mean loss over the held-out examples."""
+    total = count = 0.0
+    for x, y, w in stream.held_out_batches():
+        logits = model(x, training=False)
+        per = np.asarray(ops.convert_to_numpy(token_losses(y, logits, 0.0)))
+        total += float((per * w).sum())
+        count += float(w.sum())
+    return total / max(count, 1.0)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    with atomic_write(path, "w") as f:
+        f.write("".join(line + "\n" for line in kept))
+

@@ -1,0 +1,224 @@
+"""The built-in demo: ``softprompt train`` with no task and no data.
+
+It prompt-tunes the embedded model ``softprompt_tiny`` (a small T5 that
+softprompt pretrained itself, see ``scripts/build_embedded.py``) on the
+built-in task ``animal_color`` (`softprompt.data.synthetic`): the input is a
+bare sentence of a small synthetic language, the target the colour of the
+animal in it::
+
+    the red fox found three blue boxes near the river.   ->   red
+
+The model was pretrained to answer questions put in front of such sentences,
+but never saw this task's format, and the instruction used here ("tell me
+the color of the animal.") is a phrasing it was never trained on. The report
+shows the dev accuracy three ways: with no prompt (the model just continues
+the sentence: near zero, chance among the 8 colours is 12.5 %), with the
+text instruction in front (prompt design), and after prompt tuning — plus
+the vocabulary words nearest to each learned prompt vector.
+
+This is a small synthetic demo task, not a benchmark.
+
+The CLI uses two hooks: `configure` fills in the options before training and
+`report` prints the comparison after it. `run` does both around
+`softprompt.core.train.train` for Python users.
+
+Example:
+    >>> from softprompt.core import demo
+    >>> summary = demo.run(out="runs/demo")     # ≈ what `softprompt train` does
+    >>> summary["scores"]
+    {'no_prompt': 0.5, 'instruction': 80.0, 'prompt_tuning': 99.0}
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from softprompt.data import DATA_DIR
+from softprompt.data.synthetic import DEMO
+
+#: The embedded model (``softprompt/presets/softprompt_tiny``).
+PRESET = "softprompt_tiny"
+#: The built-in task's data directory (``train.jsonl``, ``validation.jsonl``).
+DATA = DATA_DIR / DEMO["name"]
+TASK = "jsonl"
+TASK_ARGS = {"template": DEMO["template"], "target_field": DEMO["target_field"],
+             "labels": list(DEMO["labels"])}
+#: The hand-written instruction ("prompt design") the report compares with.
+INSTRUCTION = DEMO["instruction"]
+#: What the demo changes from `softprompt train`'s defaults (unless the user set them).
+DEFAULTS = {
+    "out": "runs/demo",
+    "prompt_length": 20,
+    "steps": 200,
+    "eval_every": 50,
+    "max_input_length": 64,
+    "eval_batch_size": 100,
+}
+METRIC = "accuracy"
+SUMMARY = "demo.json"
+
+
+def configure(options: dict, explicit: set) -> dict:
+    """The CLI hook: fill in the demo's preset, task and data, and its defaults.
+
+    `options` are ``softprompt train``'s options by name, `explicit` the names
+    the user set; those are left as they are (``softprompt train --steps
+    1000`` trains the demo longer).
+    """
+    options = dict(options)
+    for name in ("task", "data"):
+        if name in explicit and options.get(name):
+            raise ValueError(f"the built-in demo sets --{name} itself: pass both --task and "
+                             "--data to train on your own task")
+    options["task"] = TASK
+    options["data"] = str(DATA)
+    options["task_args"] = dict(TASK_ARGS)
+    if "preset" not in explicit or not options.get("preset"):
+        options["preset"] = PRESET
+    for name, value in DEFAULTS.items():
+        if name not in explicit:
+            options[name] = value
+    if not options.get("init") and options.get("prompt_length", 100) < len(TASK_ARGS["labels"]):
+        options["init"] = "sampled-vocab"  # the 8 class labels need 8 positions
+    return options
+
+
+# ---------------------------------------------------------------------- baselines
+
+
+def task():
+    from softprompt import tasks
+
+    return tasks.get(TASK, **TASK_ARGS)
+
+
+def without_prompt(model):
+    """A model over the same frozen backbone whose encoder sees no prompt at all.
+
+    One prompt slot that is masked out everywhere: T5 has only relative
+    position biases, so this computes exactly what the bare backbone does.
+    """
+    bare = model.with_prompts([np.zeros((1, model.backbone.hidden_dim), np.float32)])
+    bare._prompt_mask = np.zeros_like(bare._prompt_mask)
+    bare._full_prompts = False
+    return bare
+
+
+def with_instruction(model, instruction: str = INSTRUCTION):
+    """A model whose prompt is the instruction's token embeddings (prompt design)."""
+    from softprompt.core import tokens as tok
+
+    ids = tok.encode(model.tokenizer, [instruction], add_eos=False)[0]
+    return model.with_prompts([model.embedding_matrix()[ids]])
+
+
+def baselines(model, examples, max_input_length: int = 64, batch_size: int = 100,
+              instruction: str = INSTRUCTION) -> dict:
+    """Dev accuracy with no prompt and with the text instruction in front."""
+    from softprompt.core.evaluate import evaluate
+
+    the_task = task()
+    out = {}
+    for name, variant in (("no_prompt", without_prompt(model)),
+                          ("instruction", with_instruction(model, instruction))):
+        metrics, _ = evaluate(variant, the_task, examples, "decode", batch_size=batch_size,
+                              max_input_length=max_input_length)
+        out[name] = float(metrics[METRIC])
+    return out
+
+
+# ---------------------------------------------------------------------- the report
+
+
+def report(config, result=None, echo=None, k: int = 5) -> dict:
+    """The CLI hook after training: print no prompt / instruction / tuned, and neighbours.
+
+    `config` is the run's `TrainConfig` (or anything with ``out``, ``preset``,
+    ``eval_split``, ``max_input_length``); `result` its `TrainResult`. Writes
+    ``OUT/demo.json`` and returns the same summary.
+    """
+    from softprompt.core.files import load_prompt
+    from softprompt.core.model import PromptedT5
+    from softprompt.core.neighbors import nearest_tokens
+
+    if echo is None:
+        def echo(text):
+            print(text, flush=True)
+    out = Path(config.out)
+    best = out / "best.npy"
+    if not best.is_file():
+        raise FileNotFoundError(f"{best} is missing: the demo run has no evaluated prompt")
+    prompt, meta = load_prompt(best)
+    model = PromptedT5.from_preset(config.preset, prompt_length=prompt.shape[0], init="zeros")
+    the_task = task()
+    dev = the_task.read(DATA, getattr(config, "eval_split", "validation"))
+    t0 = time.perf_counter()
+    scores = baselines(model, dev, max_input_length=getattr(config, "max_input_length", 64))
+    tuned = meta.get("metrics", {}).get(METRIC)
+    if tuned is None:
+        model.load_prompt(best)
+        from softprompt.core.evaluate import evaluate
+
+        tuned = evaluate(model, the_task, dev, "decode", batch_size=100)[0][METRIC]
+    scores["prompt_tuning"] = float(tuned)
+    rows = nearest_tokens(prompt, model.embedding_matrix(), model.tokenizer, k=k,
+                          labels=the_task.labels)
+    chance = 100.0 / len(the_task.labels)
+    step = meta.get("step", getattr(result, "best_step", None))
+    lines = [
+        "",
+        f"built-in task {DEMO['name']!r} (synthetic; input: a sentence, target: the animal's "
+        f"colour), dev set of {len(dev)}, accuracy % (chance {chance:.1f}):",
+        f"  no prompt                    {scores['no_prompt']:6.1f}",
+        f"  instruction (prompt design)  {scores['instruction']:6.1f}   \"{INSTRUCTION}\"",
+        f"  prompt tuning                {scores['prompt_tuning']:6.1f}   "
+        f"({prompt.shape[0]} vectors, best at step {step}: {best})",
+        "",
+        f"nearest words of the learned prompt (cosine, top {k}; * = a label word):",
+    ]
+    for row in rows:
+        words = " ".join(_word(t) + ("*" if _word(t) in the_task.labels else "")
+                         for t in row["tokens"])
+        lines.append(f"  {row['position']:3d}  {words}")
+    for line in lines:
+        echo(line)
+    summary = {
+        "task": DEMO["name"], "preset": config.preset, "dev_examples": len(dev),
+        "metric": METRIC, "chance": chance, "scores": scores, "instruction": INSTRUCTION,
+        "prompt_length": int(prompt.shape[0]), "best_step": step,
+        "neighbors": [{"position": r["position"], "tokens": r["tokens"]} for r in rows],
+        "report_seconds": round(time.perf_counter() - t0, 2),
+    }
+    from softprompt.core.atomic import atomic_write
+
+    with atomic_write(out / SUMMARY, "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
+
+
+def _word(token: str) -> str:
+    return token.lstrip("\u2581") or token
+
+
+def run(out: str = DEFAULTS["out"], progress=False, echo=None, **overrides) -> dict:
+    """The whole demo from Python: configure, train, report. Returns the summary.
+
+    `overrides` are `TrainConfig` fields (``steps=100``, ``prompt_length=5``, ...).
+    """
+    from softprompt.core.train import TrainConfig, train
+
+    if echo is None:
+        def echo(text):
+            print(text, file=sys.stderr, flush=True)
+    options = configure({"out": out, **overrides}, {"out", *overrides})
+    config = TrainConfig.from_dict(options)
+    t0 = time.perf_counter()
+    result = train(config, progress=progress, echo=echo)
+    summary = report(config, result, echo=echo)
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    return summary

@@ -1,0 +1,225 @@
+"""A small synthetic language, its pretraining mixture and the built-in demo task.
+
+Everything the embedded model ``softprompt_tiny`` learned comes from here: no
+outside text, no download. The generator is deterministic (seeded
+``random.Random``), so ``scripts/build_embedded.py`` rebuilds the same files.
+
+The language: one-sentence scenes with an animal of one colour, a number of
+objects of another colour, and a place, in several word orders::
+
+    the red fox found three blue boxes near the river.
+    near the barn, a white goat watched seven green cups.
+    five pink keys were carried by the black owl at the lake.
+
+Pretraining mixture (see `pretraining_files`):
+
+- ``lm.txt``: text for the prefix-LM objective (lines of one or two sentences);
+- ``tasks.jsonl``: instruction tasks ``{"inputs": "<question> <sentence>",
+  "targets": "<answer>"}`` for eight skills (`SKILLS`), each asked in three
+  phrasings: the animal, its colour, the objects, their colour, how many,
+  the place, whether the number is even, whether it is more than six.
+
+The built-in task (`DEMO`, files ``softprompt/data/animal_color/``): the input
+is a bare sentence and the target the animal's colour (8 labels, chance
+12.5 %). The frozen model never saw this format (pretraining questions always
+come in front of the sentence; a bare sentence was only ever text to
+continue), and the demo's instruction, ``"tell me the color of the
+animal."``, is a phrasing that pretraining never used (`HELD_OUT`). No demo
+sentence occurs in the pretraining files. A soft prompt has to learn, from
+examples, to make the frozen model answer the right question — the object's
+colour is in every sentence too, so "any colour" is only half right.
+
+Example:
+    >>> rng = random.Random(0)
+    >>> scene = Scene.sample(rng)
+    >>> sentence = scene.render(0)
+    >>> answer("animal_color", scene) in COLORS
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+ANIMALS = ("fox", "dog", "cat", "bird", "horse", "rabbit", "bear", "frog", "duck", "goat",
+           "mouse", "owl")
+COLORS = ("red", "blue", "green", "yellow", "black", "white", "brown", "pink")
+OBJECTS = {"box": "boxes", "ball": "balls", "cup": "cups", "hat": "hats", "book": "books",
+           "key": "keys", "stone": "stones", "shoe": "shoes"}
+NUMBERS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+           "eleven", "twelve")
+PLACES = ("river", "house", "tree", "hill", "road", "garden", "lake", "barn")
+VERBS = {"saw": "seen", "found": "found", "carried": "carried", "watched": "watched",
+         "chased": "chased", "hid": "hidden"}
+
+#: Word orders of a scene sentence; ``{objs}`` agrees with the number.
+TEMPLATES = (
+    "the {c1} {animal} {verb} {n} {c2} {objs} near the {place}.",
+    "near the {place}, a {c1} {animal} {verb} {n} {c2} {objs}.",
+    "{n} {c2} {objs} were {pp} by the {c1} {animal} at the {place}.",
+    "at the {place} there was a {c1} {animal} with {n} {c2} {objs}.",
+    "a {c1} {animal} and {n} {c2} {objs} were by the {place}.",
+)
+
+#: Skill -> the question phrasings used in pretraining.
+SKILLS = {
+    "animal": ("which animal is it?", "what animal is mentioned?", "tell me the animal."),
+    "animal_color": ("what color is the animal?", "which color is the animal?",
+                     "the animal has which color?"),
+    "objects": ("what are the objects?", "which things are mentioned?", "tell me the objects."),
+    "object_color": ("what color are the objects?", "which color are the things?",
+                     "tell me the color of the objects."),
+    "count": ("how many objects are there?", "what is the number of things?",
+              "tell me how many."),
+    "place": ("where is it?", "which place is mentioned?", "tell me the place."),
+    "even": ("is the number even?", "is the count even?", "is it an even number?"),
+    "more_than_six": ("are there more than six?", "is the number more than six?",
+                      "is the count above six?"),
+}
+#: Phrasings kept out of pretraining (the demo's instruction is the first).
+HELD_OUT = {"animal_color": ("tell me the color of the animal.",)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """One sampled scene: an animal of colour `c1`, `count` objects of colour `c2`, a place."""
+
+    animal: str
+    c1: str
+    obj: str
+    c2: str
+    count: int
+    place: str
+    verb: str
+
+    @classmethod
+    def sample(cls, rng: random.Random) -> Scene:
+        c1, c2 = rng.sample(COLORS, 2)
+        return cls(rng.choice(ANIMALS), c1, rng.choice(sorted(OBJECTS)), c2,
+                   rng.randint(1, len(NUMBERS)), rng.choice(PLACES), rng.choice(sorted(VERBS)))
+
+    def render(self, template: int) -> str:
+        objs = self.obj if self.count == 1 else OBJECTS[self.obj]
+        text = TEMPLATES[template].format(
+            c1=self.c1, animal=self.animal, verb=self.verb, pp=VERBS[self.verb],
+            n=NUMBERS[self.count - 1], c2=self.c2, objs=objs, place=self.place,
+        )
+        if self.count == 1:
+            text = text.replace(" were ", " was ")
+        return text
+
+
+def answer(skill: str, scene: Scene) -> str:
+    """The answer of `skill`'s question about `scene`."""
+    if skill == "animal":
+        return scene.animal
+    if skill == "animal_color":
+        return scene.c1
+    if skill == "objects":
+        return OBJECTS[scene.obj] if scene.count > 1 else scene.obj
+    if skill == "object_color":
+        return scene.c2
+    if skill == "count":
+        return NUMBERS[scene.count - 1]
+    if skill == "place":
+        return scene.place
+    if skill == "even":
+        return "yes" if scene.count % 2 == 0 else "no"
+    if skill == "more_than_six":
+        return "yes" if scene.count > 6 else "no"
+    raise ValueError(f"unknown skill {skill!r}: expected one of {', '.join(SKILLS)}")
+
+
+def _sentences(rng: random.Random) -> Iterator[tuple[Scene, str]]:
+    while True:
+        scene = Scene.sample(rng)
+        yield scene, scene.render(rng.randrange(len(TEMPLATES)))
+
+
+# ---------------------------------------------------------------------- the demo task
+
+#: The built-in task: what `softprompt train` with no arguments runs.
+DEMO = {
+    "name": "animal_color",
+    "template": "{sentence}",
+    "target_field": "color",
+    "labels": list(COLORS),
+    "instruction": HELD_OUT["animal_color"][0],
+    "sizes": {"train": 800, "validation": 200},
+}
+
+
+def demo_examples(seed: int = 0) -> dict[str, list[dict]]:
+    """The demo task's splits: ``{"train": [...], "validation": [...]}``, distinct sentences."""
+    rng = random.Random(f"demo-{seed}")
+    seen: set[str] = set()
+    out: dict[str, list[dict]] = {}
+    source = _sentences(rng)
+    for split, size in DEMO["sizes"].items():
+        rows = []
+        while len(rows) < size:
+            scene, sentence = next(source)
+            if sentence in seen:
+                continue
+            seen.add(sentence)
+            rows.append({"sentence": sentence, "color": scene.c1})
+        out[split] = rows
+    return out
+
+
+# ---------------------------------------------------------------------- pretraining
+
+
+def pretraining_texts(lm_lines: int, task_pairs: int, seed: int = 0,
+                      exclude: set[str] = frozenset()) -> tuple[list[str], list[dict]]:
+    """``(lm_lines, task_pairs)``: prefix-LM text and instruction pairs.
+
+    Sentences in `exclude` (the demo's) are never used. Skills are asked
+    equally often, each in one of its pretraining phrasings at random.
+    """
+    rng = random.Random(f"pretrain-{seed}")
+    source = ((sc, s) for sc, s in _sentences(rng) if s not in exclude)
+    lines = []
+    for _ in range(lm_lines):
+        lines.append(" ".join(next(source)[1] for _ in range(rng.choice((1, 1, 2)))))
+    skills = sorted(SKILLS)
+    pairs = []
+    for i in range(task_pairs):
+        skill = skills[i % len(skills)]
+        scene, sentence = next(source)
+        question = rng.choice(SKILLS[skill])
+        pairs.append({"inputs": f"{question} {sentence}", "targets": answer(skill, scene),
+                      "skill": skill})
+    return lines, pairs
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+    return path
+
+
+def write_demo(out_dir: str | Path, seed: int = 0) -> Path:
+    """Write the demo task's ``train.jsonl`` and ``validation.jsonl`` into `out_dir`."""
+    out_dir = Path(out_dir)
+    for split, rows in demo_examples(seed).items():
+        write_jsonl(out_dir / f"{split}.jsonl", rows)
+    return out_dir
+
+
+def pretraining_files(out_dir: str | Path, lm_lines: int = 20000, task_pairs: int = 40000,
+                      seed: int = 0) -> list[Path]:
+    """Write ``lm.txt`` and ``tasks.jsonl`` (the pretraining mixture) into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    demo = {row["sentence"] for rows in demo_examples(seed).values() for row in rows}
+    lines, pairs = pretraining_texts(lm_lines, task_pairs, seed, exclude=demo)
+    lm = out_dir / "lm.txt"
+    lm.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [lm, write_jsonl(out_dir / "tasks.jsonl", pairs)]

@@ -1,0 +1,97 @@
+"""The benchmark suite (issue 9) at toy size, through ``softprompt bench``, so it cannot rot.
+
+One backend (the session's ``KERAS_BACKEND``) and, when transformers and peft are
+installed, the PEFT baselines; every suite, one round. Timings at this size mean nothing;
+the test checks that every comparison ran, that the derived numbers and the tables are
+there, and the agreements the suite reports (cached = uncached decoding = PEFT's
+``generate`` on the same weights; an ensemble in one pass = its prompts one by one).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+SUITES = ("train", "varlen", "rank", "serving", "decode")
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    from softprompt.cli.main import cli
+
+    out = tmp_path_factory.mktemp("bench")
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    result = CliRunner().invoke(
+        cli, ["bench", "--profile", "toy", "--backends", backend, "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    return backend, json.loads((out / "results.json").read_text()), result.output, out
+
+
+def baselines() -> bool:
+    return all(importlib.util.find_spec(m) for m in ("torch", "transformers", "peft"))
+
+
+def test_every_suite_ran_without_errors(toy_run):
+    backend, results, _, _ = toy_run
+    assert set(results["suites"]) == set(SUITES)
+    suites = results["suites"]
+    assert not suites["train"]["errors"]
+    assert backend in suites["train"]["rows"]
+    assert backend in suites["varlen"]["rows"]
+    for data in suites["rank"]["tasks"].values():
+        assert backend in data["rows"]
+    assert backend in suites["serving"]["rows"]
+    assert all(backend in d["rows"] for d in suites["decode"]["lengths"].values())
+
+
+def test_train_row_has_every_measure(toy_run):
+    backend, results, _, _ = toy_run
+    train = results["suites"]["train"]
+    row = train["rows"][backend]
+    for key in ("step_s", "forward_s", "step_over_forward", "gflops", "share_of_peak",
+                "peak_rss_mb"):
+        assert row[key] is not None and row[key] > 0, key
+    assert train["flops"]["step"] > train["flops"]["forward"] > 0
+    assert train["matmul_peak_flops"] > 0
+    if baselines():
+        assert row["speedup_vs_peft"] > 0
+        assert "peft" in train["rows"]
+
+
+def test_agreements(toy_run):
+    backend, results, _, _ = toy_run
+    serving = results["suites"]["serving"]["rows"][backend]
+    assert serving["ensemble_max_score_difference"] < 1e-3
+    assert serving["mixed_over_single"] > 0
+    for data in results["suites"]["decode"]["lengths"].values():
+        row = data["rows"][backend]
+        assert row["same_tokens_as_uncached"] == 1.0
+        if baselines():
+            assert row["same_tokens_as_peft"] == 1.0
+
+
+def test_tables_are_written_and_printed(toy_run):
+    _, results, output, out = toy_run
+    text = (out / "results.md").read_text()
+    assert "| Target (issue 9) | Measured | Target | Verdict |" in text
+    for title in ("**1. Train step**", "**2. Variable lengths**", "**3. Rank classification",
+                  "**4. Serving shapes**", "**5. Greedy decoding**"):
+        assert title in text and title in output
+    names = [v["name"] for v in results["verdicts"]]
+    assert any(n.startswith("Rank classification") for n in names)
+    assert all(v["met"] in (True, False, None) for v in results["verdicts"])
+
+
+def test_bad_backend_is_a_usage_error():
+    from softprompt.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["bench", "--backends", "numpy"])
+    assert result.exit_code == 2
+    assert "unknown backend numpy" in result.output

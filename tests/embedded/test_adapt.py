@@ -1,0 +1,119 @@
+"""`softprompt adapt`: prefix-LM batches, a short run that writes a preset, exact resume, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from softprompt.cli.main import cli
+
+
+def _config(tmp_path, corpus, steps, **kw):
+    from softprompt.core.adapt import AdaptConfig
+
+    values = dict(out=str(tmp_path / "preset"), corpus=corpus, from_config="test",
+                  vocab_size=150, vocab_model="bpe", steps=steps, batch_size=4,
+                  eval_every=3, max_input_length=8, max_target_length=4, seed=0)
+    values.update(kw)
+    return AdaptConfig(**values)
+
+
+def test_prefix_lm_batches_are_a_function_of_the_step(tmp_path, small_corpus):
+    import keras_hub
+
+    from softprompt.core import adapt as ad
+
+    texts, pairs, counts = ad.read_corpus_files(small_corpus)
+    assert counts == {small_corpus[0]: 120, small_corpus[1]: 120}
+    proto = ad.train_vocabulary(texts + [p[0] for p in pairs], 150, model="bpe")
+    corpus = ad.tokenize_corpus(keras_hub.models.T5Tokenizer(proto=proto), texts, pairs, counts)
+    stream = ad.AdaptBatches(corpus, 8, 32, 16, seed=0)
+    a, b = stream.batch(5), ad.AdaptBatches(corpus, 8, 32, 16, seed=0).batch(5)
+    for x, y in zip(a, b):
+        if isinstance(x, dict):
+            for key in x:
+                np.testing.assert_array_equal(x[key], y[key])
+        else:
+            np.testing.assert_array_equal(x, y)
+    x, y, w = a
+    assert x["encoder_token_ids"].shape[1] in stream.input_buckets
+    # every real row: a non-empty prefix ending in </s>, a non-empty target ending in </s>
+    for ids, mask, tgt, tmask in zip(x["encoder_token_ids"], x["encoder_padding_mask"], y, w):
+        n, m = int(mask.sum()), int(tmask.sum())
+        assert n >= 2 and ids[n - 1] == 1
+        assert m >= 2 and tgt[m - 1] == 1
+    # decoder input = targets shifted right behind the start id 0
+    np.testing.assert_array_equal(x["decoder_token_ids"][:, 1:], y[:, :-1])
+
+
+def test_short_run_writes_a_loadable_preset_and_resume_is_exact(tmp_path, small_corpus):
+    from keras import ops
+
+    from softprompt.core.adapt import adapt
+    from softprompt.core.model import PromptedT5
+
+    full = adapt(_config(tmp_path / "a", small_corpus, 6), progress=False, echo=lambda s: None)
+    assert (full.out / "config.json").is_file() and (full.out / "adapt.json").is_file()
+    info = json.loads((full.out / "adapt.json").read_text())
+    assert info["steps"] == 6 and info["corpus"]["pairs"] == 120
+    run = tmp_path / "a" / "preset.adapt"
+    for name in ("config.json", "train.csv", "metrics.jsonl", "curve.png"):
+        assert (run / name).is_file(), name
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [3, 6]
+
+    adapt(_config(tmp_path / "b", small_corpus, 3), progress=False, echo=lambda s: None)
+    resumed = adapt(_config(tmp_path / "b", small_corpus, 6), resume=True, progress=False,
+                    echo=lambda s: None)
+    assert resumed.step == 6
+    one = PromptedT5.from_preset(str(full.out), prompt_length=2, init="zeros")
+    two = PromptedT5.from_preset(str(resumed.out), prompt_length=2, init="zeros")
+    for u, v in zip(one.backbone.weights, two.backbone.weights):
+        np.testing.assert_allclose(ops.convert_to_numpy(u), ops.convert_to_numpy(v),
+                                   rtol=1e-6, atol=1e-7, err_msg=u.path)
+    assert len(one.generate(["the red fox"], max_length=3)) == 1
+
+
+def _invoke(args):
+    result = CliRunner().invoke(cli, ["adapt", *args])
+    return result.exit_code, result.output.strip()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--from-config", "tiny", "--corpus", "missing.txt"], "missing.txt does not exist"),
+    (["--corpus", "{lm}"], "exactly one of a preset"),
+    (["--from-config", "tiny", "--preset", "x", "--corpus", "{lm}"], "exactly one of a preset"),
+    (["--from-config", "huge", "--corpus", "{lm}"], "unknown config 'huge'"),
+    (["--from-config", "{bad json", "--corpus", "{lm}"], "not valid JSON"),
+    (["--from-config", "tiny", "--corpus", "{lm}", "--steps", "0"], "steps must be a positive"),
+    (["--from-config", "tiny", "--corpus", "{bad}"], "not valid JSON"),
+    (["--preset", "no/such/preset", "--corpus", "{lm}"], "no/such/preset"),
+    (["--from-config", "tiny", "--corpus", "{lm}", "--resume"], "holds no adaptation run"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, small_corpus, args, expected):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\nnot json\n')
+    args = [a.replace("{lm}", small_corpus[0]).replace("{bad}", str(bad)) for a in args]
+    code, output = _invoke([*args, "--out", str(tmp_path / "out")])
+    assert code == 2, output
+    assert len(output.splitlines()) == 1 and output.startswith("Error:"), output
+    assert expected in output, output
+
+
+def test_adapting_an_existing_preset_changes_its_weights(tmp_path, small_corpus, preset_v10):
+    from keras import ops
+
+    from softprompt.core.adapt import adapt
+    from softprompt.core.model import PromptedT5
+
+    config = _config(tmp_path, small_corpus, 2, from_config=None, preset=preset_v10,
+                     eval_every=2)
+    result = adapt(config, progress=False, echo=lambda s: None)
+    before = PromptedT5.from_preset(preset_v10, prompt_length=1, init="zeros")
+    after = PromptedT5.from_preset(str(result.out), prompt_length=1, init="zeros")
+    assert after.tokenizer.vocabulary_size() == before.tokenizer.vocabulary_size()
+    moved = [not np.allclose(ops.convert_to_numpy(u), ops.convert_to_numpy(v))
+             for u, v in zip(before.backbone.weights, after.backbone.weights)]
+    assert sum(moved) > len(moved) // 2
