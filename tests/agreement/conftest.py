@@ -9,6 +9,8 @@ Environment:
     SOFTPROMPT_AGREEMENT_PROFILE  ``ci`` (default: >= 100 examples per
         cross-backend property, derandomized), ``dev`` (20, quick), or
         ``thorough`` (500, shapes drawn freely).
+    SOFTPROMPT_AGREEMENT_EXAMPLES  overrides the number of examples (cross-backend;
+        in-backend gets a quarter).
     SOFTPROMPT_AGREEMENT_BACKENDS  comma-separated subset (default all three).
     SOFTPROMPT_AGREEMENT_REPORT    where to write the table (``.md``; the
         JSON goes beside it). Default: the pytest temp directory.
@@ -34,6 +36,9 @@ _STATE: dict = {}
 def agreement_settings(in_backend: bool = False, examples: int | None = None) -> settings:
     """The hypothesis settings of the active profile (cross-backend or in-backend)."""
     cross, inside = EXAMPLES[profile_name()]
+    if os.environ.get("SOFTPROMPT_AGREEMENT_EXAMPLES"):  # a quick look at any profile
+        cross = int(os.environ["SOFTPROMPT_AGREEMENT_EXAMPLES"])
+        inside = max(1, cross // 4)
     return settings(
         max_examples=examples or (inside if in_backend else cross),
         deadline=None,

@@ -115,8 +115,10 @@ def check_trajectory(pool, report, case, optimizer, bound, label):
     for pair, a, b in pairs(out):
         d = max_abs(a["prompts"][-1], b["prompts"][-1])
         if ill:
-            row = f"{label}: ill-conditioned cases (n = count)"
+            row = f"{label}, ill-conditioned cases (n = count)"
             report.add(row, pair, d, None, detail=f"{where}; self-sensitivity {sensitivity:.2e}")
+            report.add(f"{label}, ill-conditioned: drift / self-sensitivity", pair,
+                       d / sensitivity, None, detail=where)
             continue
         report.add(label, pair, d, bound, detail=where)
         assert d <= bound, (

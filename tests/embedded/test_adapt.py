@@ -16,7 +16,7 @@ def _config(tmp_path, corpus, steps, **kw):
 
     values = dict(out=str(tmp_path / "preset"), corpus=corpus, from_config="test",
                   vocab_size=150, vocab_model="bpe", steps=steps, batch_size=4,
-                  eval_every=3, max_input_length=8, max_target_length=4, seed=0)
+                  eval_every=2, max_input_length=8, max_target_length=4, seed=0)
     values.update(kw)
     return AdaptConfig(**values)
 
@@ -55,19 +55,19 @@ def test_short_run_writes_a_loadable_preset_and_resume_is_exact(tmp_path, small_
     from softprompt.core.adapt import adapt
     from softprompt.core.model import PromptedT5
 
-    full = adapt(_config(tmp_path / "a", small_corpus, 6), progress=False, echo=lambda s: None)
+    full = adapt(_config(tmp_path / "a", small_corpus, 4), progress=False, echo=lambda s: None)
     assert (full.out / "config.json").is_file() and (full.out / "adapt.json").is_file()
     info = json.loads((full.out / "adapt.json").read_text())
-    assert info["steps"] == 6 and info["corpus"]["pairs"] == 120
+    assert info["steps"] == 4 and info["corpus"]["pairs"] == 120
     run = tmp_path / "a" / "preset.adapt"
     for name in ("config.json", "train.csv", "metrics.jsonl", "curve.png"):
         assert (run / name).is_file(), name
-    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [3, 6]
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [2, 4]
 
-    adapt(_config(tmp_path / "b", small_corpus, 3), progress=False, echo=lambda s: None)
-    resumed = adapt(_config(tmp_path / "b", small_corpus, 6), resume=True, progress=False,
+    adapt(_config(tmp_path / "b", small_corpus, 2), progress=False, echo=lambda s: None)
+    resumed = adapt(_config(tmp_path / "b", small_corpus, 4), resume=True, progress=False,
                     echo=lambda s: None)
-    assert resumed.step == 6
+    assert resumed.step == 4
     one = PromptedT5.from_preset(str(full.out), prompt_length=2, init="zeros")
     two = PromptedT5.from_preset(str(resumed.out), prompt_length=2, init="zeros")
     for u, v in zip(one.backbone.weights, two.backbone.weights):
