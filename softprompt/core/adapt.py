@@ -453,6 +453,9 @@ def write_preset(out, backbone, tokenizer, info: dict | None = None) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the preset private
     try:
         backbone.save_to_preset(str(tmp))
         tokenizer.save_to_preset(str(tmp))
@@ -630,7 +633,7 @@ def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None
     csv = tc.CsvLog(run_dir / "train.csv", start=start)
     cbs = [csv, *callbacks]
     if progress:
-        cbs.insert(0, tc.ProgressBar(config.steps, start=start, metric="eval_loss",
+        cbs.insert(0, tc.ProgressBar(config.steps, start=start, metric=None,
                                      stream=progress if hasattr(progress, "write") else None))
     cb_list = keras.callbacks.CallbackList(cbs, model=model)
     echo(f"adapting {info['parameters']:,} parameters on {len(corpus):,} examples "

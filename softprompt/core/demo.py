@@ -26,7 +26,7 @@ Example:
     >>> from softprompt.core import demo
     >>> summary = demo.run(out="runs/demo")     # ≈ what `softprompt train` does
     >>> summary["scores"]
-    {'no_prompt': 0.5, 'instruction': 80.0, 'prompt_tuning': 99.0}
+    {'no_prompt': 0.0, 'instruction': 47.0, 'prompt_tuning': 52.5}
 """
 
 from __future__ import annotations
