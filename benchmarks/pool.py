@@ -34,6 +34,19 @@ class WorkerError(RuntimeError):
     """A worker reported an error, or died."""
 
 
+def thread_env(threads: int | None) -> dict:
+    """Environment that pins torch, TensorFlow and XLA (JAX) to `threads` intra-op threads."""
+    if threads is None:
+        return {}
+    n = str(int(threads))
+    flags = os.environ.get("XLA_FLAGS", "")
+    if int(threads) == 1:
+        flags = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "TF_NUM_INTRAOP_THREADS": n,
+            "TF_NUM_INTEROP_THREADS": "1", "XLA_FLAGS": flags.strip(),
+            "SOFTPROMPT_BENCH_THREADS": n}
+
+
 class Worker:
     """One worker process: ``keras`` on a backend, or ``hf`` (transformers + PEFT)."""
 
@@ -99,16 +112,21 @@ class Worker:
 
 
 class Pool:
-    """The run's workers, started on first use and closed together."""
+    """The run's workers, started on first use and closed together.
 
-    def __init__(self, log_dir: Path):
+    `threads` pins every worker's intra-op threads (`thread_env`); None keeps each
+    framework's default.
+    """
+
+    def __init__(self, log_dir: Path, threads: int | None = None):
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = thread_env(threads)
         self.workers: dict[str, Worker] = {}
 
     def worker(self, name: str) -> Worker:
         if name not in self.workers:
-            self.workers[name] = Worker(name, self.log_dir)
+            self.workers[name] = Worker(name, self.log_dir, self.env)
         return self.workers[name]
 
     def start(self, names) -> None:

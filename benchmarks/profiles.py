@@ -58,6 +58,8 @@ class Profile:
     decode_rounds: int
     #: warm-up calls of each contender before the timed rounds (compiles happen there)
     warmup: int = 1
+    #: intra-op threads of every worker (None: each framework's default, all cores)
+    threads: int | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -75,7 +77,7 @@ PROFILES = {
         eval_model=TEST, eval_examples=4, eval_batch=4, eval_rounds=1,
         serve_model=TEST, serve_batch=4, serve_input_length=12, serve_rounds=1,
         decode_model=TEST, decode_batch=2, decode_input_length=12, decode_lengths=(3,),
-        decode_rounds=1, warmup=1,
+        decode_rounds=1, warmup=1, threads=1,
     ),
     "short": Profile(
         "short", train_model=T5_SMALL, batch=8, input_length=128, prompt_length=100,

@@ -109,8 +109,11 @@ def markdown(results: dict) -> str:
     """The targets table and one detail table per suite."""
     lines = []
     machine = results.get("machine", {})
+    threads = (results.get("settings") or {}).get("threads")
     lines.append(f"Profile `{results.get('profile')}` on {machine.get('cpu', '?')} "
-                 f"({machine.get('cores', '?')} cores; load average "
+                 f"({machine.get('cores', '?')} cores, "
+                 f"{'default threads' if threads is None else f'{threads} thread(s) per worker'}"
+                 f"; load average "
                  f"{machine.get('load_before', '?')} → {machine.get('load_after', '?')}); "
                  f"{machine.get('versions', '')}")
     lines.append("")

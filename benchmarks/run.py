@@ -84,7 +84,8 @@ def _load() -> str:
 
 
 def run(profile: str = "short", backends=None, out=None, suites=None, rounds=None,
-        torch_compile: bool = False, baselines: bool = True, log=None) -> tuple[dict, str, Path]:
+        torch_compile: bool = False, baselines: bool = True, threads: int | None = None,
+        log=None) -> tuple[dict, str, Path]:
     """Run the suites; returns ``(results, markdown, out_dir)`` after writing both files.
 
     Args:
@@ -95,6 +96,8 @@ def run(profile: str = "short", backends=None, out=None, suites=None, rounds=Non
         rounds: override every suite's number of timed rounds.
         torch_compile: add ``torch.compile`` (keras ``jit_compile=True``) to the train step.
         baselines: run PEFT/transformers when they are installed.
+        threads: pin every worker to this many intra-op threads (default: the profile's,
+            which is each framework's own default except in the toy profile).
         log: a ``str -> None`` for progress (default: stderr).
     """
     import dataclasses
@@ -114,6 +117,10 @@ def run(profile: str = "short", backends=None, out=None, suites=None, rounds=Non
             raise ValueError(f"rounds must be at least 1, got {rounds}")
         prof = dataclasses.replace(prof, **{f: rounds for f in (
             "train_rounds", "varlen_rounds", "eval_rounds", "serve_rounds", "decode_rounds")})
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        prof = dataclasses.replace(prof, threads=threads)
     out = Path(out) if out else DEFAULT_OUT
     out.mkdir(parents=True, exist_ok=True)
     hf = baselines and peft_available()
@@ -124,7 +131,7 @@ def run(profile: str = "short", backends=None, out=None, suites=None, rounds=Non
                "machine": machine, "settings": prof.to_dict(), "suites": {}, "seconds": {}}
     if not hf and baselines:
         log("transformers/peft not installed: the PEFT baselines are skipped")
-    with Pool(out / "logs") as pool:
+    with Pool(out / "logs", prof.threads) as pool:
         pool.start(backends + ([HF] if hf else []))
         ctx = Context(pool, prof, backends, hf, out / "cache", log, torch_compile)
         for name in suites:
@@ -153,6 +160,8 @@ def main(argv=None) -> int:
     parser.add_argument("--torch-compile", action="store_true",
                         help="also time the torch train step under torch.compile")
     parser.add_argument("--no-baselines", action="store_true", help="skip PEFT/transformers")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="pin every worker to N intra-op threads (default: all cores)")
     parser.add_argument("--out", default=None, help=f"output directory (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     try:
@@ -161,7 +170,7 @@ def main(argv=None) -> int:
             backends=parse_list(args.backends, BACKENDS, "backend"),
             out=args.out, suites=parse_list(args.suites, tuple(SUITES), "suite"),
             rounds=args.rounds, torch_compile=args.torch_compile,
-            baselines=not args.no_baselines,
+            baselines=not args.no_baselines, threads=args.threads,
         )
     except ValueError as err:
         parser.error(str(err))

@@ -26,6 +26,11 @@ def main(argv=None) -> int:
     os.dup2(2, 1)  # library output -> the log
     sys.stdout = sys.stderr
     warnings.filterwarnings("ignore")
+    threads = os.environ.get("SOFTPROMPT_BENCH_THREADS")
+    if threads and (argv or sys.argv[1:2]) in (["hf"], ["torch"]):
+        import torch
+
+        torch.set_num_threads(int(threads))
     from benchmarks.cases import make_case
 
     cases = {}

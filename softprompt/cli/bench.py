@@ -49,6 +49,8 @@ def load_suite():
               help="Timed rounds per comparison (default: the profile's).")
 @click.option("--torch-compile", is_flag=True,
               help="Also time the torch train step under torch.compile.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Pin every worker to N intra-op threads (default: each framework's own).")
 @click.option("--no-baselines", is_flag=True,
               help="Skip the PEFT/transformers baselines even when they are installed.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -56,7 +58,8 @@ def load_suite():
 @click.option("--profile", type=click.Choice(["toy", "short", "full"]), default=None, hidden=True,
               help="Sizes by name (toy: the test's; --full is --profile full).")
 @user_errors
-def bench(backends, full, suites, rounds, torch_compile, no_baselines, out, profile):
+def bench(backends, full, suites, rounds, torch_compile, threads, no_baselines, out,
+          profile):
     """Benchmark prompt tuning on this machine, against PEFT and the machine's matmul peak.
 
     Train step, length bucketing, rank classification vs generation, mixed-prompt
@@ -81,6 +84,7 @@ def bench(backends, full, suites, rounds, torch_compile, no_baselines, out, prof
         backends=suite.parse_list(backends, suite.BACKENDS, "backend"),
         suites=suite.parse_list(suites, tuple(suite.SUITES), "suite"),
         rounds=rounds, torch_compile=torch_compile, baselines=not no_baselines, out=out,
+        threads=threads,
         log=lambda line: click.echo(line, err=True),
     )
     click.echo(text)

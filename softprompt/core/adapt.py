@@ -74,6 +74,7 @@ from softprompt.core.atomic import atomic_write
 from softprompt.core.batching import bucket_index, bucket_lengths, seq2seq_batch
 from softprompt.core.loss import seq2seq_loss, token_losses
 from softprompt.core.presets import resolve_preset
+from softprompt.core.train_loop import truncate_jsonl
 
 OPTIMIZERS = ("adam", "adafactor")
 VOCAB_MODELS = ("unigram", "bpe")
@@ -627,7 +628,7 @@ def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None
         json.dump(info, f, indent=1)
     metrics_path = run_dir / "metrics.jsonl"
     if start:
-        _truncate_metrics(metrics_path, start)
+        truncate_jsonl(metrics_path, start)
     elif metrics_path.exists():
         metrics_path.unlink()
     csv = tc.CsvLog(run_dir / "train.csv", start=start)
@@ -684,13 +685,3 @@ def evaluate_loss(model, stream: AdaptBatches) -> float:
         total += float((per * w).sum())
         count += float(w.sum())
     return total / max(count, 1.0)
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    with atomic_write(path, "w") as f:
-        f.write("".join(line + "\n" for line in kept))
-

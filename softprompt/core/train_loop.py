@@ -102,7 +102,7 @@ def graceful_interrupt():
         signal.signal(signal.SIGINT, previous)
 
 
-def _truncate_jsonl(path: Path, step: int) -> None:
+def truncate_jsonl(path: Path, step: int) -> None:
     if not path.is_file():
         return
     kept = [line for line in path.read_text().splitlines()
@@ -201,7 +201,7 @@ class Run:
         self.bad_evals = int(state.get("bad_evals", 0))
         self.last_metrics = state.get("last_metrics")
         if self.chief:
-            _truncate_jsonl(self.out / METRICS, step)
+            truncate_jsonl(self.out / METRICS, step)
             if self.best is not None:  # best.npy may be newer than the commit: re-copy it
                 self._copy_best(self.best[1])
         self.echo(f"resuming {self.out} at step {step}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import TASK, TRAIN, reuse_compilations, write_task
 from click.testing import CliRunner
+from task_helpers import TASK, TRAIN, reuse_compilations, write_task
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from cli_helpers import LABELS, TASK, TRAIN, write_task
+from task_helpers import LABELS, TASK, TRAIN, write_task
 
 from softprompt.core.files import load_prompt
 

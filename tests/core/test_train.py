@@ -6,54 +6,15 @@ Tiny preset, tiny task, few steps; the backend is whatever ``KERAS_BACKEND`` say
 from __future__ import annotations
 
 import json
-import random
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from task_helpers import LABELS, TASK_ARGS, reuse_compilations, write_task  # noqa: E402,F401
 
 from softprompt.core import train_state
 from softprompt.core.files import load_prompt
 from softprompt.core.train import TrainConfig, TrainingDiverged, train
-
-WORDS = "good great bad terrible movie film story plot actor scene the a cat dog".split()
-LABELS = ["negative", "positive"]
-TASK_ARGS = {"template": "review: {text}", "target_field": "label", "labels": LABELS}
-
-
-def write_task(root: Path, n_train=24, n_dev=6, seed=0) -> Path:
-    """A sentiment-like jsonl task: positive iff the text says good or great."""
-    rng = random.Random(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", n_train), ("validation", n_dev)):
-        with open(root / f"{split}.jsonl", "w") as f:
-            for _ in range(n):
-                text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 6)))
-                label = LABELS[int(any(w in text.split() for w in ("good", "great")))]
-                f.write(json.dumps({"text": text, "label": label}) + "\n")
-    return root
-
-
-def reuse_compilations(cache_dir) -> None:
-    """Let identical models share compiled train steps (JAX's persistent compilation cache).
-
-    Every `train` call builds a new model, and JAX compiles a new model's train
-    step from scratch; the runs here are all the same network, so the cache
-    turns most of that time into a disk read. Other backends need nothing.
-    """
-    if keras.backend.backend() != "jax":
-        return
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    try:  # the cache is set up once per process; start it again with the new directory
-        from jax._src import compilation_cache
-
-        compilation_cache.reset_cache()
-    except (ImportError, AttributeError):
-        pass
 
 
 @pytest.fixture(scope="module")

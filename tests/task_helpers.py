@@ -11,6 +11,7 @@ import keras
 
 WORDS = "good great bad terrible movie film story plot actor scene the a cat dog".split()
 LABELS = ["negative", "positive"]
+TASK_ARGS = {"template": "review: {text}", "target_field": "label", "labels": LABELS}
 #: The task options every command gets.
 TASK = ["--task", "jsonl", "--template", "review: {text}", "--target-field", "label",
         "--labels", ",".join(LABELS)]
