@@ -45,6 +45,7 @@ class Profile:
     eval_examples: int
     eval_batch: int
     eval_rounds: int
+    eval_max_length: int
     # 4. serving shapes
     serve_model: ModelSpec
     serve_batch: int
@@ -73,8 +74,8 @@ PROFILES = {
     "toy": Profile(
         "toy", train_model=TEST, batch=2, input_length=12, prompt_length=4, target_length=3,
         train_rounds=1, matmul_size=128,
-        varlen_model=TEST, varlen_examples=6, varlen_max_length=40, varlen_rounds=1,
-        eval_model=TEST, eval_examples=4, eval_batch=4, eval_rounds=1,
+        varlen_model=TEST, varlen_examples=40, varlen_max_length=256, varlen_rounds=1,
+        eval_model=TEST, eval_examples=4, eval_batch=4, eval_rounds=1, eval_max_length=24,
         serve_model=TEST, serve_batch=4, serve_input_length=12, serve_rounds=1,
         decode_model=TEST, decode_batch=2, decode_input_length=12, decode_lengths=(3,),
         decode_rounds=1, warmup=1, threads=1,
@@ -82,19 +83,21 @@ PROFILES = {
     "short": Profile(
         "short", train_model=T5_SMALL, batch=8, input_length=128, prompt_length=100,
         target_length=8, train_rounds=3, matmul_size=2048,
-        varlen_model=SMALL, varlen_examples=48, varlen_max_length=512, varlen_rounds=2,
+        varlen_model=SMALL, varlen_examples=3000, varlen_max_length=512, varlen_rounds=3,
         eval_model=SMALL, eval_examples=32, eval_batch=16, eval_rounds=3,
+        eval_max_length=512,
         serve_model=SMALL, serve_batch=16, serve_input_length=128, serve_rounds=3,
         decode_model=SMALL, decode_batch=8, decode_input_length=128, decode_lengths=(8, 16),
         decode_rounds=3,
     ),
     "full": Profile(
         "full", train_model=T5_SMALL, batch=8, input_length=128, prompt_length=100,
-        target_length=8, train_rounds=7, matmul_size=2048,
-        varlen_model=T5_SMALL, varlen_examples=96, varlen_max_length=512, varlen_rounds=3,
-        eval_model=T5_SMALL, eval_examples=64, eval_batch=32, eval_rounds=5,
-        serve_model=T5_SMALL, serve_batch=32, serve_input_length=128, serve_rounds=5,
+        target_length=8, train_rounds=5, matmul_size=2048,
+        varlen_model=T5_SMALL, varlen_examples=3000, varlen_max_length=512, varlen_rounds=3,
+        eval_model=T5_SMALL, eval_examples=32, eval_batch=16, eval_rounds=3,
+        eval_max_length=512,
+        serve_model=T5_SMALL, serve_batch=16, serve_input_length=128, serve_rounds=3,
         decode_model=T5_SMALL, decode_batch=8, decode_input_length=128,
-        decode_lengths=(4, 8, 16, 32), decode_rounds=5,
+        decode_lengths=(4, 8, 16), decode_rounds=3,
     ),
 }

@@ -78,9 +78,11 @@ def verdicts(results: dict) -> list[Verdict]:
         out.append(_check("Mixed 4-prompt batch / single-prompt batch (time)",
                           {k: r.get("mixed_over_single") for k, r in serve["rows"].items()},
                           "<=", 1.05))
-        out.append(_check("5-prompt ensemble: one pass vs 5 passes",
-                          {k: r.get("ensemble_speedup") for k, r in serve["rows"].items()},
-                          ">", 1.0))
+        sizes = sorted({int(n) for r in serve["rows"].values() for n in r["ensemble"]})
+        for n in sizes:
+            out.append(_check(f"5-prompt ensemble over {n} inputs: one pass vs 5 passes",
+                              {k: (r["ensemble"].get(n) or r["ensemble"].get(str(n)) or {})
+                               .get("speedup") for k, r in serve["rows"].items()}, ">", 1.0))
     decode = suites.get("decode")
     if decode:
         for n, data in sorted(decode["lengths"].items(), key=lambda kv: int(kv[0])):
@@ -149,9 +151,11 @@ def markdown(results: dict) -> str:
     varlen = suites.get("varlen")
     if varlen:
         s = varlen["lengths"]
-        lines += ["", f"**2. Variable lengths** ({s['examples']} BoolQ-like inputs, median "
-                  f"{s['median_length']:.0f} tokens, p90 {s['p90_length']:.0f}, "
-                  f"{s['cut_at_max']} cut at the maximum; {varlen['model']['config']}; one epoch)",
+        lines += ["", f"**2. Variable lengths** (an epoch of {s['examples']} BoolQ-like inputs, "
+                  f"median {s['median_length']:.0f} tokens, p90 {s['p90_length']:.0f}, "
+                  f"{s['cut_at_max']} cut at {s['max_length']}; {varlen['model']['config']}, "
+                  f"batch {varlen.get('batch', '?')}; from timed steps of each padded width × "
+                  "the plan's batches of that width)",
                   "", "| Contender | epoch (s) | examples/s | padded input tokens | vs PEFT "
                   "| vs own pad-to-max |", "|---|---|---|---|---|---|"]
         for k, r in varlen["rows"].items():
@@ -160,6 +164,13 @@ def markdown(results: dict) -> str:
                          f"{_cell(r.get('padded_input_tokens'))} | "
                          f"{_fmt_x(r.get('speedup_vs_peft'))} | "
                          f"{_fmt_x(r.get('speedup_vs_own_pad_to_max'))} |")
+            if r.get("fine_buckets_epoch_s"):
+                n = varlen["lengths"]["examples"]
+                lines.append(f"| {k} √2 buckets (not the library's) | "
+                             f"{r['fine_buckets_epoch_s']:.1f} | "
+                             f"{n / r['fine_buckets_epoch_s']:.2f} | "
+                             f"{r['fine_buckets_padded_input_tokens']} | "
+                             f"{_fmt_x(r.get('fine_buckets_speedup_vs_peft'))} | — |")
     rank = suites.get("rank")
     if rank:
         lines += ["", f"**3. Rank classification vs generate-then-parse** "
@@ -177,16 +188,21 @@ def markdown(results: dict) -> str:
                              f"{r['valid_generations']} |")
     serve = suites.get("serving")
     if serve:
-        lines += ["", f"**4. Serving shapes** ({serve['model']['config']}, batch "
-                  f"{serve['batch']} × {serve['input_length']} tokens)", "",
-                  "| Backend | mixed (s) | single (s) | mixed/single | ensemble 1 pass (s) "
-                  "| 5 passes (s) | speedup | max score diff |", "|---|---|---|---|---|---|---|---|"]
+        lines += ["", f"**4. Serving shapes** ({serve['model']['config']}, "
+                  f"{serve['input_length']}-token inputs; mixed = prompt ids 0,1,2,3,… vs all 0 "
+                  f"in a batch of {serve['batch']}; ensemble = rank classification under 5 "
+                  "prompts)", "",
+                  "| Backend | mixed (s) | single (s) | mixed/single | ensemble inputs | one pass (s) "
+                  "| 5 passes (s) | speedup | max score diff |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for b, r in serve["rows"].items():
-            lines.append(f"| {b} | {_num(r['mixed_s'], 3)} | {_num(r['single_s'], 3)} | "
-                         f"{_num(r['mixed_over_single'], 3)} | "
-                         f"{_num(r['ensemble_one_pass_s'])} | {_num(r['ensemble_passes_s'])} | "
-                         f"{_fmt_x(r['ensemble_speedup'])} | "
-                         f"{_num(r['ensemble_max_score_difference'], 4)} |")
+            first = True
+            for n, e in sorted(r["ensemble"].items(), key=lambda kv: int(kv[0])):
+                head = (f"| {b} | {_num(r['mixed_s'], 3)} | {_num(r['single_s'], 3)} | "
+                        f"{_num(r['mixed_over_single'], 3)} " if first else "| | | | ")
+                first = False
+                lines.append(f"{head}| {n} | {_num(e['one_pass_s'])} | {_num(e['passes_s'])} | "
+                             f"{_fmt_x(e['speedup'])} | {_num(e['max_score_difference'], 4)} |")
     decode = suites.get("decode")
     if decode:
         lines += ["", f"**5. Greedy decoding** ({decode['model']['config']}, batch "

@@ -160,56 +160,76 @@ def train_step(ctx: Context) -> dict:
 
 # ----------------------------------------------------------------------------- 2
 def variable_length(ctx: Context) -> dict:
-    """One epoch of BoolQ-like inputs: our bucketed stream vs PEFT's pad-to-max."""
+    """An epoch of BoolQ-like inputs: our length buckets vs PEFT's pad-to-max recipe.
+
+    Each contender is one training step at one padded width; an epoch is the plan's
+    number of batches of each width times that width's step, per round (see
+    `benchmarks.cases.keras_cases.BucketSteps`). PEFT's recipe pads every batch to the
+    maximum: ``examples / batch`` steps at the maximum width.
+    """
     p = ctx.profile
     spec = p.varlen_model.to_dict()
     lengths = workload.boolq_lengths(p.varlen_examples, seed=0, max_length=p.varlen_max_length)
-    common = dict(model=spec, lengths=lengths, batch=p.batch, prompt_length=p.prompt_length,
-                  target_length=3, max_length=p.varlen_max_length)
+    common = dict(model=spec, batch=p.batch, prompt_length=p.prompt_length, target_length=3,
+                  max_length=p.varlen_max_length)
     errors, setups, contenders = {}, {}, []
     for b in ctx.backends:
-        info = ctx.setup(b, "varlen", "keras.bucketed", errors, **common)
-        if info is not None:
-            setups[b] = info
-            # the warm-up epoch compiles every bucket's shape once
-            contenders.append(Contender(f"{b} bucketed", ctx.pool.worker(b), "varlen", "epoch"))
-        info = ctx.setup(b, "varlen-max", "keras.bucketed", errors, f"{b} pad-to-max",
-                         pad_to_max=True, **common)
-        if info is not None:
-            setups[f"{b} pad-to-max"] = info
-            contenders.append(Contender(f"{b} pad-to-max", ctx.pool.worker(b), "varlen-max",
-                                        "epoch"))
+        info = ctx.setup(b, "varlen", "keras.buckets", errors, lengths=lengths, **common)
+        if info is None:
+            continue
+        setups[b] = info
+        for width in sorted({int(w) for plan in info["plans"].values() for w in plan}):
+            # set-up compiled and ran every width once
+            contenders.append(Contender(f"{b} @{width}", ctx.pool.worker(b), "varlen",
+                                        f"width:{width}", warmup=0))
     if ctx.hf:
         info = ctx.setup(HF, "varlen", "hf.peft_padded", errors, "peft", **common)
         if info is not None:
-            setups["peft"] = info
-            contenders.append(Contender("peft pad-to-max", ctx.pool.worker(HF), "varlen",
-                                        "epoch", warmup=0))
-    ctx.log(f"  timing {len(contenders)} epochs x {p.varlen_rounds} rounds")
+            contenders.append(Contender("peft @max", ctx.pool.worker(HF), "varlen", "step",
+                                        warmup=0))
+    ctx.log(f"  timing {len(contenders)} step shapes x {p.varlen_rounds} rounds")
     m = interleave(contenders, p.varlen_rounds, p.warmup, ctx.log)
     n = len(lengths)
-    peft = _median(m, "peft pad-to-max")
+
+    def epochs(backend, scheme):
+        """Per-round epoch seconds of `backend` under a bucket `scheme`."""
+        plan = setups[backend]["plans"][scheme]
+        series = [m[f"{backend} @{w}"].seconds for w in plan]
+        if any(not s for s in series):
+            return None
+        return [sum(int(c) * s[r] for c, s in zip(plan.values(), series))
+                for r in range(min(len(s) for s in series))]
+
+    peft = m.get("peft @max")
+    peft_epochs = [n / p.batch * t for t in peft.seconds] if peft and peft.seconds else None
     rows = {}
-    for label in list(ctx.backends) + ["peft"]:
-        t = _median(m, f"{label} bucketed") or (peft if label == "peft" else None)
-        if t is None:
+    for b in setups:
+        mine = epochs(b, "library")
+        if mine is None:
             continue
-        mine = "peft pad-to-max" if label == "peft" else f"{label} bucketed"
-        rows[label] = {"epoch_s": t, "examples_per_s": n / t,
-                       "speedup_vs_peft": _paired(m, "peft pad-to-max", mine),
-                       "padded_input_tokens": setups.get(label, {}).get("padded_input_tokens")}
-        if label != "peft" and _median(m, f"{label} pad-to-max"):
-            # what bucketing alone gains: the same backend, every batch padded to the maximum
-            rows[label]["pad_to_max_epoch_s"] = _median(m, f"{label} pad-to-max")
-            rows[label]["speedup_vs_own_pad_to_max"] = _paired(m, f"{label} pad-to-max", mine)
+        tokens = setups[b]["padded_input_tokens"]
+        fine, own_max = epochs(b, "fine"), epochs(b, "max")
+        rows[b] = {
+            "epoch_s": statistics.median(mine), "examples_per_s": n / statistics.median(mine),
+            "speedup_vs_peft": _paired(m, peft_epochs, mine) if peft_epochs else None,
+            "speedup_vs_own_pad_to_max": _paired(m, own_max, mine),
+            "padded_input_tokens": tokens["library"], "plan": setups[b]["plans"]["library"],
+            "fine_buckets_epoch_s": statistics.median(fine) if fine else None,
+            "fine_buckets_speedup_vs_peft": _paired(m, peft_epochs, fine) if peft_epochs else None,
+            "fine_buckets_vs_library_buckets": _paired(m, mine, fine),
+            "fine_buckets_padded_input_tokens": tokens["fine"],
+        }
+    if peft_epochs:
+        rows["peft"] = {"epoch_s": statistics.median(peft_epochs),
+                        "examples_per_s": n / statistics.median(peft_epochs),
+                        "speedup_vs_peft": 1.0, "padded_input_tokens": n * p.varlen_max_length}
     ctx.drop("varlen")
-    ctx.drop("varlen-max")
     stats = {"examples": n, "median_length": float(np.median(lengths)),
              "p90_length": float(np.percentile(lengths, 90)), "max_length": max(lengths),
              "cut_at_max": sum(v >= p.varlen_max_length for v in lengths),
              "real_input_tokens": sum(lengths)}
-    return {"lengths": stats, "model": spec, "rows": rows, "setup": setups, "errors": errors,
-            "measurements": {k: v.to_dict() for k, v in m.items()}}
+    return {"lengths": stats, "model": spec, "batch": p.batch, "rows": rows, "setup": setups,
+            "errors": errors, "measurements": {k: v.to_dict() for k, v in m.items()}}
 
 
 # ----------------------------------------------------------------------------- 3
@@ -225,7 +245,8 @@ def rank_vs_generate(ctx: Context) -> dict:
     out = {"model": spec, "tasks": {}}
     plans = []
     for task_name, (law, labels) in TASKS.items():
-        lengths = workload.lengths_like(law, p.eval_examples, seed=1)
+        lengths = workload.lengths_like(law, p.eval_examples, seed=1,
+                                        max_length=p.eval_max_length)
         plans.append((task_name, "keras.labels", list(labels), lengths, dict(
             model=spec, lengths=lengths, labels=list(labels), batch=p.eval_batch,
             prompt_length=p.prompt_length)))
@@ -286,23 +307,23 @@ def serving(ctx: Context) -> dict:
         m = interleave([Contender(f"{b} mixed", w, "serving", "mixed"),
                         Contender(f"{b} single", w, "serving", "single")],
                        p.serve_rounds, p.warmup, ctx.log)
-        ctx.log(f"  {b}: ensemble one pass vs passes, {p.serve_rounds} rounds")
-        m.update(interleave([Contender(f"{b} ensemble one pass", w, "serving",
-                                       "ensemble_one_pass"),
-                             Contender(f"{b} ensemble passes", w, "serving", "ensemble_passes")],
-                            p.serve_rounds, p.warmup, ctx.log))
-        one = m[f"{b} ensemble one pass"].extra.get("scores")
-        many = m[f"{b} ensemble passes"].extra.get("scores")
-        diff = (float(np.max(np.abs(np.asarray(one) - np.asarray(many))))
-                if one is not None and many is not None else None)
         rows[b] = {
             "mixed_s": _median(m, f"{b} mixed"), "single_s": _median(m, f"{b} single"),
-            "mixed_over_single": _paired(m, f"{b} mixed", f"{b} single"),
-            "ensemble_one_pass_s": _median(m, f"{b} ensemble one pass"),
-            "ensemble_passes_s": _median(m, f"{b} ensemble passes"),
-            "ensemble_speedup": _paired(m, f"{b} ensemble passes", f"{b} ensemble one pass"),
-            "ensemble_max_score_difference": diff,
-        }
+            "mixed_over_single": _paired(m, f"{b} mixed", f"{b} single"), "ensemble": {}}
+        # a small request batch (where one pass fills the machine better) and the suite's
+        for n in sorted({min(4, p.serve_batch), p.serve_batch}):
+            ctx.log(f"  {b}: ensemble of 5 over {n} inputs, one pass vs passes, "
+                    f"{p.serve_rounds} rounds")
+            one, many = f"{b} ensemble one pass@{n}", f"{b} ensemble passes@{n}"
+            m.update(interleave([Contender(one, w, "serving", f"ensemble_one_pass:{n}"),
+                                 Contender(many, w, "serving", f"ensemble_passes:{n}")],
+                                p.serve_rounds, p.warmup, ctx.log))
+            a, c = m[one].extra.get("scores"), m[many].extra.get("scores")
+            diff = (float(np.max(np.abs(np.asarray(a) - np.asarray(c))))
+                    if a is not None and c is not None else None)
+            rows[b]["ensemble"][n] = {
+                "one_pass_s": _median(m, one), "passes_s": _median(m, many),
+                "speedup": _paired(m, many, one), "max_score_difference": diff}
         raw[b] = {k: v.to_dict() for k, v in m.items()}
         ctx.drop("serving")
     return {"model": spec, "batch": p.serve_batch, "input_length": p.serve_input_length,

@@ -16,13 +16,13 @@ import time
 #: case name -> "module:class" (imported lazily: the hf worker never imports keras)
 CASES = {
     "keras.train_step": "benchmarks.cases.keras_cases:TrainStep",
-    "keras.bucketed": "benchmarks.cases.keras_cases:BucketedEpoch",
+    "keras.buckets": "benchmarks.cases.keras_cases:BucketSteps",
     "keras.labels": "benchmarks.cases.keras_cases:LabelEval",
     "keras.builtin_labels": "benchmarks.cases.keras_cases:BuiltinLabelEval",
     "keras.serving": "benchmarks.cases.keras_cases:Serving",
     "keras.decode": "benchmarks.cases.keras_cases:Decode",
     "hf.peft_train": "benchmarks.cases.hf_cases:PeftTrain",
-    "hf.peft_padded": "benchmarks.cases.hf_cases:PeftPaddedEpoch",
+    "hf.peft_padded": "benchmarks.cases.hf_cases:PeftPaddedStep",
     "hf.checkpoint": "benchmarks.cases.hf_cases:Checkpoint",
     "hf.generate": "benchmarks.cases.hf_cases:Generate",
     "matmul": "benchmarks.cases.peak:Matmul",

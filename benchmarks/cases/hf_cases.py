@@ -140,12 +140,15 @@ class PeftTrain(Case):
         return {**memory(), **extra}
 
 
-class PeftPaddedEpoch(Case):
-    """Suite 2 baseline: every input padded to the maximum length, shuffled batches."""
+class PeftPaddedStep(Case):
+    """Suite 2 baseline: PEFT's pad-to-max recipe, one step of `batch` inputs padded to the maximum.
 
-    def __init__(self, model, lengths, batch, prompt_length, target_length, max_length=512,
-                 seed=0):
-        self.spec, self.lengths, self.batch = model, list(lengths), batch
+    Every batch of the recipe (``padding="max_length"``, a shuffled `DataLoader`) has
+    this shape, so the suite multiplies the step by the number of batches.
+    """
+
+    def __init__(self, model, batch, prompt_length, target_length, max_length=512, seed=0):
+        self.spec, self.batch = model, batch
         self.prompt_length, self.target_length = prompt_length, target_length
         self.max_length, self.seed = max_length, seed
 
@@ -160,35 +163,21 @@ class PeftPaddedEpoch(Case):
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adafactor(params, lr=0.3)
         vocab = self.spec["vocabulary_size"]
-        rows = workload.token_rows(self.lengths, vocab, self.seed)
-        ids = np.zeros((len(rows), self.max_length), np.int64)
-        mask = np.zeros_like(ids)
-        for i, row in enumerate(rows):  # tokenizer(..., padding="max_length", truncation=True)
-            row = row[: self.max_length]
-            ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1
-        labels = workload.token_rows([self.target_length] * len(rows), vocab, self.seed + 1)
-        self.data = torch.utils.data.TensorDataset(
-            torch.tensor(ids), torch.tensor(mask), torch.tensor(labels))
-        self.epoch = 0
-        return {"batches": -(-len(rows) // self.batch),
-                "padded_input_tokens": len(rows) * self.max_length}
+        ids = workload.token_rows([self.max_length] * self.batch, vocab, self.seed)
+        labels = workload.token_rows([self.target_length] * self.batch, vocab, self.seed + 1)
+        self.inputs = {"input_ids": torch.tensor(ids, device=device()),
+                       "attention_mask": torch.ones((self.batch, self.max_length),
+                                                    dtype=torch.long, device=device()),
+                       "labels": torch.tensor(labels, device=device())}
+        self.time_step()
+        return {}
 
-    def time_epoch(self):
-        import torch
-
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
-        loader = torch.utils.data.DataLoader(self.data, batch_size=self.batch, shuffle=True,
-                                             generator=generator)
-        for ids, mask, labels in loader:
-            out = self.model(input_ids=ids.to(device()), attention_mask=mask.to(device()),
-                             labels=labels.to(device()))
-            out.loss.backward()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+    def time_step(self):
+        out = self.model(**self.inputs)
+        out.loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
         sync()
-        return {"examples": len(self.lengths)}
 
 
 class Checkpoint(Case):

@@ -96,7 +96,9 @@ def _compiled(model, name, fn):
 
     JAX jits it, TensorFlow traces a graph, torch runs it eagerly; each keeps its own
     cache of compiled shapes, so repeated evaluations compile once per shape. The
-    table lives in the model's ``__dict__`` outside keras' attribute tracking.
+    table lives in the model's ``__dict__`` outside keras' attribute tracking. What
+    a trace reads as Python values (which prompt positions are masked) is part of
+    the key, so changing it afterwards compiles anew instead of using a stale trace.
     """
     from softprompt import backends
 
@@ -104,9 +106,10 @@ def _compiled(model, name, fn):
     if table is None:
         table = {}
         object.__setattr__(model, "_softprompt_compiled", table)
-    if name not in table:
-        table[name] = backends.current().compile_function(fn, model.variables)
-    return table[name]
+    key = (name, bool(model._full_prompts), np.asarray(model._prompt_mask).tobytes())
+    if key not in table:
+        table[key] = backends.current().compile_function(fn, model.variables)
+    return table[key]
 
 
 def _encoder(model):

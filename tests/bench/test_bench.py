@@ -68,7 +68,8 @@ def test_train_row_has_every_measure(toy_run):
 def test_agreements(toy_run):
     backend, results, _, _ = toy_run
     serving = results["suites"]["serving"]["rows"][backend]
-    assert serving["ensemble_max_score_difference"] < 1e-3
+    for ensemble in serving["ensemble"].values():
+        assert ensemble["max_score_difference"] < 1e-3
     assert serving["mixed_over_single"] > 0
     for data in results["suites"]["decode"]["lengths"].values():
         row = data["rows"][backend]

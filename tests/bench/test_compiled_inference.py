@@ -1,0 +1,65 @@
+"""Guards for the inference speed-ups of issue 9 (compiled decoding and scoring).
+
+`greedy_tokens` and `score_tokens` run through functions the backend adapter compiles
+(JAX: jit with the weights passed in; TensorFlow: a graph), cached on the model. They
+must see a prompt assigned after the first call, must not reuse a trace made for other
+prompt masks, and the shared cross-attention keys/values of rank classification must
+give what projecting the encoder output again gives.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+from softprompt.core.decode import greedy_tokens, pad_batch, score_tokens
+from softprompt.core.model import PromptedT5
+
+ENC, MASK = pad_batch([[7, 8, 9, 10, 1], [11, 1]])
+CANDIDATES = [[[5, 1], [6, 7, 1]], [[8, 1], [5, 5, 1]]]
+
+
+def fresh(preset, prompt):
+    model = PromptedT5.from_preset(preset, prompt_length=prompt.shape[0], init="zeros")
+    model.load_prompt(prompt)
+    return model
+
+
+def test_a_prompt_assigned_later_is_used(preset_v10):
+    model = PromptedT5.from_preset(preset_v10, prompt_length=3, init="uniform", seed=0)
+    greedy_tokens(model, ENC, MASK, max_length=4)
+    score_tokens(model, ENC, MASK, CANDIDATES)  # compiled functions now exist
+    new = np.random.default_rng(1).uniform(-3, 3, (3, model.backbone.hidden_dim)).astype("f4")
+    model.load_prompt(new)
+    reference = fresh(preset_v10, new)
+    np.testing.assert_array_equal(greedy_tokens(model, ENC, MASK, max_length=4),
+                                  greedy_tokens(reference, ENC, MASK, max_length=4,
+                                                use_cache=False))
+    np.testing.assert_allclose(score_tokens(model, ENC, MASK, CANDIDATES),
+                               score_tokens(reference, ENC, MASK, CANDIDATES), atol=1e-5)
+
+
+def test_changed_prompt_mask_is_not_served_a_stale_trace(preset_v11):
+    model = PromptedT5.from_preset(preset_v11, prompt_length=2, init="uniform", seed=0)
+    dim = model.backbone.hidden_dim
+    joint = model.with_prompts([np.ones((1, dim), "f4")])
+    with_prompt = score_tokens(joint, ENC, MASK, CANDIDATES)
+    joint._prompt_mask = np.zeros_like(joint._prompt_mask)  # as `demo.without_prompt` does
+    joint._full_prompts = False
+    bare = model.with_prompts([np.ones((1, dim), "f4")])
+    bare._prompt_mask = np.zeros_like(bare._prompt_mask)
+    bare._full_prompts = False
+    without = score_tokens(joint, ENC, MASK, CANDIDATES)
+    np.testing.assert_allclose(without, score_tokens(bare, ENC, MASK, CANDIDATES), atol=1e-5)
+    assert np.abs(without - with_prompt).max() > 1e-4
+
+
+def test_shared_cross_attention_caches_equal_projecting_again(preset):
+    model = PromptedT5.from_preset(preset, prompt_length=2, init="uniform", seed=3)
+    encoder_output, mask = model.encode(ops.convert_to_tensor(ENC), ops.convert_to_tensor(MASK))
+    dec = ops.convert_to_tensor(np.asarray([[0, 5, 6], [0, 8, 9]], np.int32))
+    plain = model.decode(encoder_output, mask, dec)
+    cached = model.decode(encoder_output, mask, dec,
+                          cross_attention_caches=model.cross_attention_caches(encoder_output))
+    np.testing.assert_allclose(ops.convert_to_numpy(cached), ops.convert_to_numpy(plain),
+                               atol=1e-5)
