@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from softprompt.core import tokens as tok
+from softprompt.core.t5_blocks import transformer_layer
 
 
 def pad_batch(rows: Sequence[Sequence[int]], length: int | None = None,
@@ -51,7 +52,8 @@ def _layer_step(model, encoder_output, cross_mask, step_ids, self_caches, index,
     new_self, new_cross = [], []
     position_bias = None
     for i, layer in enumerate(bb.decoder_transformer_layers):
-        x, position_bias, layer_self, layer_cross = layer(
+        x, position_bias, layer_self, layer_cross = transformer_layer(
+            layer,
             x,
             position_bias=position_bias,
             encoder_hidden_states=encoder_output,

@@ -29,6 +29,11 @@ GREEDY_TIE = 1e-3
 SCORE_ABS = 1e-4
 STEPS = 5
 Z_LOSS = 1e-4
+# An ill-conditioned case (a backend moves more than the bound against itself under a
+# 2**-20 perturbation) must still keep the backends within this many times that
+# self-sensitivity: they may not disagree by more than rounding noise grown by the case's
+# own dynamics. Measured: at most 1.00 in the CI profile, 1.7 in a `thorough` run.
+SELF_SENSITIVITY_RATIO = 4.0
 
 
 def pairs(out):
@@ -90,11 +95,13 @@ def check_trajectory(pool, report, case, optimizer, bound, label):
 
     Where they do not, the case is tested for being ill-conditioned: every
     backend reruns it from the prompt perturbed by 2**-20 relative (about the
-    float32 rounding noise in which the backends' gradients differ, ~1e-6).
-    If some backend then moves by more than `bound` *against itself*, no
-    float32 implementation can promise `bound` for this case: it is counted
-    and reported (drift and self-sensitivity), not failed. Otherwise the
-    backends disagree beyond rounding, and the test fails.
+    float32 rounding noise in which the backends' gradients differ, ~1e-6),
+    with the perturbation's signs drawn twice. If some backend then moves by
+    more than `bound` *against itself*, no float32 implementation can promise
+    `bound` for this case: it is counted and reported separately, and the
+    backends must agree to `SELF_SENSITIVITY_RATIO` times that
+    self-sensitivity instead. Otherwise the backends disagree beyond
+    rounding, and the test fails.
     """
     request = {"op": "train", "case": case, "steps": STEPS, "z_loss": Z_LOSS,
                "optimizer": optimizer}
@@ -105,10 +112,13 @@ def check_trajectory(pool, report, case, optimizer, bound, label):
     sensitivity = None
     if worst > bound:
         rng = np.random.default_rng(case["values_seed"])
-        sign = rng.choice(np.asarray([-1.0, 1.0], np.float32), case["prompt"].shape)
-        perturbed = dict(case, prompt=(case["prompt"] * (1 + sign * 2.0**-20)).astype(np.float32))
-        again = pool.run(dict(request, case=perturbed))
-        sensitivity = max(max_abs(out[k]["prompts"][-1], again[k]["prompts"][-1]) for k in out)
+        sensitivity = 0.0
+        for _ in range(2):
+            sign = rng.choice(np.asarray([-1.0, 1.0], np.float32), case["prompt"].shape)
+            prompt = (case["prompt"] * (1 + sign * 2.0**-20)).astype(np.float32)
+            again = pool.run(dict(request, case=dict(case, prompt=prompt)))
+            sensitivity = max(sensitivity, *(max_abs(out[k]["prompts"][-1],
+                                                     again[k]["prompts"][-1]) for k in out))
     ill = sensitivity is not None and sensitivity > bound
     report.sample(label, {"case": where, "prompt": case["prompt_kind"], "drift": worst,
                           "self_sensitivity": sensitivity, "ill_conditioned": ill})
@@ -118,7 +128,11 @@ def check_trajectory(pool, report, case, optimizer, bound, label):
             row = f"{label}, ill-conditioned cases (n = count)"
             report.add(row, pair, d, None, detail=f"{where}; self-sensitivity {sensitivity:.2e}")
             report.add(f"{label}, ill-conditioned: drift / self-sensitivity", pair,
-                       d / sensitivity, None, detail=where)
+                       d / sensitivity, SELF_SENSITIVITY_RATIO, detail=where)
+            assert d <= SELF_SENSITIVITY_RATIO * sensitivity, (
+                f"{label} {pair}: {d:.3g} ({where}) is {d / sensitivity:.3g}x the "
+                f"{sensitivity:.3g} a backend moves against itself under a 2**-20 "
+                "perturbation: more than rounding grown by the case's dynamics")
             continue
         report.add(label, pair, d, bound, detail=where)
         assert d <= bound, (

@@ -1,0 +1,61 @@
+"""Where a train step's time goes: torch's profiler over keras-on-torch and PEFT, same shapes.
+
+Both run the suite-1 step (T5-small shape, batch 8, 128 input tokens + prompt 100, 8
+targets) on one thread, and the script prints the operators that take the most time in
+each. It is the profile behind the README's note on the train-step target: both spend
+three quarters of the step in the same `aten::mm` (the same BLAS on the same matrices), so
+no torch-based implementation of the same FLOPs can be much faster than the other.
+
+Run: ``python -m benchmarks.profile_step [--threads N] [--rows 12]`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rows", type=int, default=12)
+    args = parser.parse_args(argv)
+    os.environ["KERAS_BACKEND"] = "torch"
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from benchmarks.cases.hf_cases import PeftTrain
+    from benchmarks.cases.keras_cases import prompted, train_batch
+    from benchmarks.profiles import PROFILES
+
+    torch.set_num_threads(args.threads)
+    p = PROFILES["short"]
+    spec = p.train_model.to_dict()
+    ours = prompted(spec, p.prompt_length)
+    ours.compile()
+    x, y, w = train_batch(p.batch, p.input_length, p.target_length, spec["vocabulary_size"])
+    peft = PeftTrain(spec, p.batch, p.input_length, p.prompt_length, p.target_length)
+    peft.setup()
+    steps = {"keras (torch backend)": lambda: ours.train_on_batch(x, y, sample_weight=w),
+             "PEFT": peft.time_step}
+    for name, step in steps.items():
+        step()  # warm
+        started = time.perf_counter()
+        step()
+        seconds = time.perf_counter() - started
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            step()
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        mm = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::bmm",
+                                                                     "aten::addmm"))
+        print(f"\n{name}: step {seconds:.2f} s; matrix products {100 * mm / total:.0f}% of "
+              f"{total / 1e6:.2f} CPU-s")
+        print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows,
+                           max_name_column_width=48))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
