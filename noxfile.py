@@ -55,7 +55,12 @@ def lint(session):
 
 @nox.session(venv_backend="none")
 def bench(session):
-    """The benchmark suite (short by default; ``nox -s bench -- --full``)."""
+    """The benchmark suite (short by default; ``nox -s bench -- --full``).
+
+    Installs the baselines first (``.[bench]``: transformers and PEFT); a no-op when the
+    test extras are already installed.
+    """
+    session.run("python", "-m", "pip", "install", "-q", "-e", ".[bench]")
     session.run("python", "-m", "benchmarks.run", *session.posargs, env=QUIET_TF)
 
 
