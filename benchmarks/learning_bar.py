@@ -1,19 +1,31 @@
 """The learning bar of the built-in demo, measured in one run (see softprompt/data/README.md).
 
-On the built-in task ``animal_color`` over the embedded model ``softprompt_tiny``:
+On the built-in task ``animal_color`` over the embedded model ``softprompt_tiny``
+(dev accuracy, exact match of the greedy output, 200 examples):
 
-1. dev accuracy with no prompt, with the text instruction, and after prompt tuning
-   (the bar: tuning reaches >= 95 % of the instruction's score);
-2. class-label vs uniform initialization (P=20): steps until the dev accuracy
-   first reaches ``--target`` (default: the instruction's score), evaluated
-   every ``--eval-every`` (5) steps, for ``--seeds`` (3) seeds;
-3. prompt length 1, 5, 20, 100 (sampled-vocab init, ``--steps`` each): the
-   best dev accuracy of each.
+1. baselines: no prompt (greedy decoding, and rank classification over the 8
+   labels, whose chance level is 12.5 %) and the text instruction;
+2. prompt tuning vs the instruction: the demo's setting (class-label init,
+   P=20, ``--steps``) for ``--tune-seeds`` seeds; the bar is >= 95 % of the
+   instruction's score;
+3. initializers (P=20, ``--init-steps`` steps, dev evaluated at step 0 and
+   every ``--eval-every`` steps, ``--seeds`` seeds each): the mean curve,
+   the steps until the dev accuracy first reaches each of ``--thresholds``
+   (default: 30, 40 and the instruction's score), the area under the curve
+   (the mean accuracy over the evaluations), the prompt's RMS before training
+   and how far training moved it relative to that. ``--inits`` adds two
+   diagnostic initializations that are not the paper's, to separate the
+   *scale* of a prompt from its *content*: ``class-labels/rms-uniform``
+   (the class-label prompt rescaled to the RMS of a U[-0.5, 0.5] prompt) and
+   ``uniform/rms-vocab`` (a uniform prompt rescaled to the RMS of the
+   vocabulary embeddings);
+4. prompt length 1, 5, 20, 100 (sampled-vocab init, ``--steps`` steps,
+   ``--length-seeds`` seeds): the best dev accuracy of each.
 
-    KERAS_BACKEND=tensorflow python benchmarks/learning_bar.py     # ~4 min on 2 cores
-    python benchmarks/learning_bar.py --steps 100 --lengths 1,20   # quicker
+    KERAS_BACKEND=tensorflow python benchmarks/learning_bar.py          # ~9 min on 2 cores
+    python benchmarks/learning_bar.py --seeds 2 --lengths 1,20 --tune-seeds 1   # quicker
 
-Prints a table and writes ``benchmarks/results/learning_bar.json``.
+Prints tables and writes ``benchmarks/results/learning_bar.json``.
 """
 
 from __future__ import annotations
@@ -27,21 +39,78 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The paper's initializers, then the two scale diagnostics (see the module docs).
+PAPER_INITS = ("class-labels", "uniform", "sampled-vocab")
+DIAGNOSTIC_INITS = ("class-labels/rms-uniform", "uniform/rms-vocab")
 
 
-def _run(out: Path, **overrides) -> dict:
-    """One prompt-tuning run of the demo; returns its dev curve and best score."""
+def _options(out: Path, **overrides) -> dict:
     from softprompt.core import demo
+
+    return demo.configure({"out": str(out), **overrides}, {"out", *overrides})
+
+
+def initial_prompt(init: str, seed: int, prompt_length: int):
+    """The starting prompt ``(P, d)`` of `init` (paper inits and the diagnostics) and its RMS."""
+    import numpy as np
+
+    from softprompt.core import demo
+    from softprompt.core.init import initial_prompt as paper_init
+    from softprompt.core.model import PromptedT5
+
+    model = PromptedT5.from_preset(demo.PRESET, prompt_length=1, init="zeros")
+    emb = model.embedding_matrix()
+    base, _, scale = init.partition("/")
+    prompt = paper_init(base, emb, model.tokenizer, length=prompt_length, seed=seed,
+                        labels=demo.TASK_ARGS["labels"])[0]
+    rms = lambda a: float(np.sqrt(np.mean(np.square(a))))  # noqa: E731
+    if scale == "rms-uniform":
+        prompt = prompt * (0.5 / np.sqrt(3.0)) / rms(prompt)   # RMS of U[-0.5, 0.5]
+    elif scale == "rms-vocab":
+        prompt = prompt * rms(emb) / rms(prompt)
+    elif scale:
+        raise ValueError(f"unknown diagnostic scale {scale!r}")
+    return prompt.astype("float32"), rms(prompt)
+
+
+def _run(out: Path, init: str, seed: int, prompt_length: int, steps: int, eval_every: int,
+         step0: bool = False) -> dict:
+    """One prompt-tuning run of the demo; returns its dev curve, best score and movement."""
+    import numpy as np
+
+    from softprompt.core import demo
+    from softprompt.core.evaluate import evaluate
+    from softprompt.core.files import load_prompt, save_prompt
+    from softprompt.core.model import PromptedT5
     from softprompt.core.train import TrainConfig, train
 
-    options = demo.configure({"out": str(out), **overrides}, {"out", *overrides})
+    out.mkdir(parents=True, exist_ok=True)
+    start, rms = initial_prompt(init, seed, prompt_length)
+    init_file = out.parent / f"{out.name}-init.npy"
+    save_prompt(init_file, start)
+    curve = []
+    if step0:
+        model = PromptedT5.from_preset(demo.PRESET, prompt_length=prompt_length, init="zeros")
+        model.load_prompt(start)
+        dev = demo.task().read(demo.DATA, "validation")
+        metrics, _ = evaluate(model, demo.task(), dev, "decode", batch_size=100,
+                              max_input_length=64)
+        curve.append((0, float(metrics[demo.METRIC])))
+    options = _options(out, init="file", init_file=str(init_file), prompt_length=prompt_length,
+                       steps=steps, eval_every=eval_every, seed=seed)
     t0 = time.perf_counter()
     result = train(TrainConfig.from_dict(options), progress=False, echo=lambda s: None)
     seconds = time.perf_counter() - t0
-    curve = [(r["step"], r[demo.METRIC]) for r in map(json.loads, (out / "metrics.jsonl")
-                                                       .read_text().splitlines()) if r]
-    return {"best": result.best_score, "best_step": result.best_step, "curve": curve,
-            "seconds": round(seconds, 1)}
+    curve += [(r["step"], r[demo.METRIC]) for r in map(json.loads, (out / "metrics.jsonl")
+                                                        .read_text().splitlines()) if r]
+    last = sorted((out / "checkpoints").glob("step-*.npy"),
+                  key=lambda p: int(p.stem.split("-")[1]))[-1]
+    final, _ = load_prompt(last)
+    moved = float(np.sqrt(np.mean(np.square(final - start))))
+    return {"init": init, "seed": seed, "prompt_length": prompt_length, "best": result.best_score,
+            "best_step": result.best_step, "curve": curve, "seconds": round(seconds, 1),
+            "rms_start": round(rms, 4), "rms_moved": round(moved, 4),
+            "moved_over_start": round(moved / rms, 3)}
 
 
 def steps_to(curve, target: float):
@@ -52,82 +121,120 @@ def steps_to(curve, target: float):
     return None
 
 
-def _mean(values, never: int) -> float:
-    return sum(never if v is None else v for v in values) / max(len(values), 1)
+def area(curve) -> float:
+    """The mean dev accuracy over the evaluations (the area under the curve, normalized)."""
+    return sum(score for _, score in curve) / max(len(curve), 1)
+
+
+def _mean(values) -> float:
+    return sum(values) / max(len(values), 1)
+
+
+def summarize(runs: list[dict], thresholds, never: int) -> dict:
+    """Per initializer: mean curve, steps to each threshold (never = `never`), area, movement."""
+    out = {}
+    for init in dict.fromkeys(r["init"] for r in runs):
+        mine = [r for r in runs if r["init"] == init]
+        steps = [s for s, _ in mine[0]["curve"]]
+        curve = [(s, round(_mean([dict(r["curve"])[s] for r in mine]), 2)) for s in steps]
+        reach = {}
+        for t in thresholds:
+            per_seed = [steps_to(r["curve"], t) for r in mine]
+            reach[str(t)] = {"per_seed": per_seed,
+                             "mean": _mean([never if s is None else s for s in per_seed]),
+                             "never": sum(s is None for s in per_seed)}
+        out[init] = {"seeds": len(mine), "mean_curve": curve,
+                     "area": round(_mean([area(r["curve"]) for r in mine]), 2),
+                     "area_per_seed": [round(area(r["curve"]), 2) for r in mine],
+                     "best": [r["best"] for r in mine],
+                     "steps_to": reach,
+                     "rms_start": round(_mean([r["rms_start"] for r in mine]), 3),
+                     "moved_over_start": round(_mean([r["moved_over_start"] for r in mine]), 3)}
+    return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=200,
+                        help="Steps of the tuning-vs-instruction and prompt-length runs.")
+    parser.add_argument("--tune-seeds", type=int, default=3)
+    parser.add_argument("--init-steps", type=int, default=100,
+                        help="Steps of each initializer run.")
     parser.add_argument("--eval-every", type=int, default=5,
-                        help="Evaluation interval of the init comparison.")
-    parser.add_argument("--init-steps", type=int, default=60,
-                        help="Steps of each init-comparison run.")
-    parser.add_argument("--seeds", type=int, default=3)
+                        help="Evaluation interval of the initializer runs.")
+    parser.add_argument("--seeds", type=int, default=5, help="Seeds per initializer.")
+    parser.add_argument("--inits", default=",".join(PAPER_INITS + DIAGNOSTIC_INITS))
+    parser.add_argument("--thresholds", default=None,
+                        help="Comma-separated dev accuracies (default: 30,40,<instruction>).")
     parser.add_argument("--lengths", default="1,5,20,100")
-    parser.add_argument("--target", type=float, default=None,
-                        help="Dev accuracy for the init comparison (default: the instruction's "
-                             "score).")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--length-seeds", type=int, default=2)
     parser.add_argument("--output", default=str(ROOT / "benchmarks/results/learning_bar.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     from softprompt import backends
     from softprompt.core import demo
+    from softprompt.core.atomic import atomic_write
     from softprompt.core.model import PromptedT5
 
     t_all = time.perf_counter()
     model = PromptedT5.from_preset(demo.PRESET, prompt_length=1, init="zeros")
     dev = demo.task().read(demo.DATA, "validation")
     base = demo.baselines(model, dev)
-    target = args.target if args.target is not None else base["instruction"]
-    report: dict = {"backend": backends.name(), "steps": args.steps, "baselines": base,
-                    "target": target}
+    thresholds = ([float(x) for x in args.thresholds.split(",")] if args.thresholds
+                  else [30.0, 40.0, base["instruction"]])
+    report: dict = {"backend": backends.name(), "baselines": base,
+                    "chance": 100 / len(demo.TASK_ARGS["labels"]),
+                    "args": {k: v for k, v in vars(args).items() if k != "output"}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        runs = {}
-        runs["class-labels P=20"] = _run(tmp / "cl20", init="class-labels", prompt_length=20,
-                                         steps=args.steps, eval_every=50, seed=args.seed)
-        speed = {}
-        for init in ("class-labels", "uniform"):
-            speed[init] = []
-            for seed in range(args.seeds):
-                run = _run(tmp / f"{init}-{seed}", init=init, prompt_length=20,
-                           steps=args.init_steps, eval_every=args.eval_every, seed=seed)
-                speed[init].append(steps_to(run["curve"], target))
-        for length in [int(x) for x in args.lengths.split(",") if x]:
-            runs[f"sampled-vocab P={length}"] = _run(
-                tmp / f"sv{length}", init="sampled-vocab", prompt_length=length,
-                steps=args.steps, eval_every=50, seed=args.seed)
-    report["runs"] = runs
-    report["steps_to_target"] = speed
-    tuned = runs["class-labels P=20"]["best"]
-    report["bar"] = {
-        "tuned_over_instruction": round(tuned / max(base["instruction"], 1e-9), 3),
-        "tuning_reaches_95pct_of_instruction": tuned >= 0.95 * base["instruction"],
-        "mean_steps_to_target": {k: _mean(v, args.init_steps) for k, v in speed.items()},
-    }
+        tune = [_run(tmp / f"tune{s}", "class-labels", s, 20, args.steps, 50)
+                for s in range(args.tune_seeds)]
+        inits = [_run(tmp / f"{init.replace('/', '_')}-{s}", init, s, 20, args.init_steps,
+                      args.eval_every, step0=True)
+                 for init in args.inits.split(",") if init for s in range(args.seeds)]
+        lengths = [_run(tmp / f"sv{n}-{s}", "sampled-vocab", s, n, args.steps, 50)
+                   for n in [int(x) for x in args.lengths.split(",") if x]
+                   for s in range(args.length_seeds)]
+    best = [r["best"] for r in tune]
+    report["tuning"] = {"runs": tune, "best": best, "mean_best": _mean(best),
+                        "over_instruction": round(_mean(best) / max(base["instruction"], 1e-9), 3)}
+    report["init"] = {"runs": inits, "thresholds": thresholds,
+                      "summary": summarize(inits, thresholds, args.init_steps)}
+    report["lengths"] = {}
+    for n in dict.fromkeys(r["prompt_length"] for r in lengths):
+        mine = [r for r in lengths if r["prompt_length"] == n]
+        report["lengths"][str(n)] = {"best": [r["best"] for r in mine],
+                                     "mean_best": _mean([r["best"] for r in mine]),
+                                     "runs": mine}
     report["seconds"] = round(time.perf_counter() - t_all, 1)
 
-    print(f"backend {report['backend']}, dev accuracy % "
-          f"(chance {100 / len(demo.TASK_ARGS['labels']):.1f})")
-    print(f"  no prompt     {base['no_prompt']:6.1f}")
-    print(f"  instruction   {base['instruction']:6.1f}   \"{demo.INSTRUCTION}\"")
-    for name, run in runs.items():
-        print(f"  {name:20s} best {run['best']:6.1f} at step {run['best_step']:4d} of "
-              f"{args.steps}   ({run['seconds']:.0f} s)")
-    bar = report["bar"]
-    print(f"prompt tuning / instruction = {bar['tuned_over_instruction']:.3f} "
-          f"(bar >= 0.95: {'met' if bar['tuning_reaches_95pct_of_instruction'] else 'NOT met'})")
-    print(f"steps to reach {target:.1f} (evaluated every {args.eval_every}; seeds "
-          f"0..{args.seeds - 1}; never = {args.init_steps}):")
-    for init, values in speed.items():
-        print(f"  {init:14s} {values}  mean {bar['mean_steps_to_target'][init]:.1f}")
+    print(f"backend {report['backend']}, dev accuracy % (chance {report['chance']:.1f})")
+    print(f"  no prompt, greedy decoding     {base['no_prompt']:6.1f}")
+    print(f"  no prompt, rank over labels    {base['no_prompt_rank']:6.1f}")
+    print(f"  instruction                    {base['instruction']:6.1f}   "
+          f"\"{demo.INSTRUCTION}\"")
+    t = report["tuning"]
+    print(f"prompt tuning (class-labels, P=20, {args.steps} steps), best per seed {best}: mean "
+          f"{t['mean_best']:.1f} = {t['over_instruction']:.3f} x instruction (bar >= 0.95: "
+          f"{'met' if t['over_instruction'] >= 0.95 else 'NOT met'})")
+    print(f"initializers (P=20, {args.init_steps} steps, eval every {args.eval_every}, "
+          f"{args.seeds} seeds; steps to reach a dev accuracy, mean, never = "
+          f"{args.init_steps}):")
+    header = "  ".join(f">={x:<5g}" for x in thresholds)
+    print(f"  {'init':26s} {header}  area  rms   moved/rms")
+    for init, s in report["init"]["summary"].items():
+        cells = "  ".join(f"{s['steps_to'][str(x)]['mean']:6.1f}" for x in thresholds)
+        print(f"  {init:26s} {cells}  {s['area']:5.1f} {s['rms_start']:5.2f} "
+              f"{s['moved_over_start']:6.2f}")
+    print(f"prompt length (sampled-vocab, {args.steps} steps, {args.length_seeds} seeds), best:")
+    for n, r in report["lengths"].items():
+        print(f"  P={n:<4s} {r['best']}  mean {r['mean_best']:.1f}")
     print(f"total {report['seconds']:.0f} s")
     path = Path(args.output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(report, indent=1) + "\n")
     return 0
 
 

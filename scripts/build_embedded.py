@@ -63,7 +63,7 @@ def check(preset: str, n: int = 96, seed: int = 1, echo=print) -> dict:
     from softprompt.data import synthetic
 
     model = PromptedT5.from_preset(preset, prompt_length=1, init="zeros")
-    bare = demo.without_prompt(model)
+    bare = model.without_prompt()
     rng = random.Random(f"check-{seed}")
     results = {}
     for skill, questions in list(synthetic.SKILLS.items()) + [

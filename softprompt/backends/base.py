@@ -295,6 +295,19 @@ class Adapter:
     #: and keep shapes few, since every new shape compiles once).
     compiles_functions: bool = False
 
+    def small_model_threads(self) -> None:
+        """Set CPU threading for a model as small as the embedded one (default: leave it).
+
+        Example:
+            >>> backends.current().small_model_threads()   # before the demo trains
+        """
+
+    def prepare_full_training(self, model) -> None:
+        """Anything a backend needs before `model` trains every weight (default: nothing).
+
+        `softprompt adapt` calls it after ``compile``; prompt tuning does not need it.
+        """
+
     def compile_function(self, fn: Callable, variables) -> Callable:
         """`fn(*tensors)` compiled for repeated inference calls; it reads keras `variables`.
 

@@ -9,8 +9,9 @@ as they are.
 
 The result is a keras-hub preset directory (``save_to_preset`` for backbone and
 tokenizer, plus ``adapt.json``: the options, the corpus, the steps and the
-final losses), written to a temporary directory beside `out` and renamed into
-place, so a crash never leaves a half-written preset.
+final losses, paths relative to the working directory, see `portable_path`),
+written to a temporary directory beside `out` and renamed into place, so a
+crash never leaves a half-written preset.
 
 Corpus files (one mixture source each):
 
@@ -77,7 +78,7 @@ from softprompt.core.presets import resolve_preset
 from softprompt.core.train_loop import truncate_jsonl
 
 OPTIMIZERS = ("adam", "adafactor")
-VOCAB_MODELS = ("unigram", "bpe")
+VOCAB_MODELS = scratch.MODEL_TYPES
 #: Default peak learning rate per optimizer.
 DEFAULT_LR = {"adam": 2e-3, "adafactor": 1e-2}
 CHECKPOINTS = "checkpoints"
@@ -475,6 +476,32 @@ def write_preset(out, backbone, tokenizer, info: dict | None = None) -> Path:
     return out
 
 
+def portable_path(path) -> str:
+    """`path` as a preset records it: relative to the working directory when it lies
+    under it, else just its name — never an absolute path of the machine that built it."""
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    try:
+        return p.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return p.name
+
+
+def portable_info(info: dict) -> dict:
+    """A copy of a run's `info` with its paths made `portable_path`s (for ``adapt.json``)."""
+    info = json.loads(json.dumps(info))
+    options = info.get("options", {})
+    for name in ("out", "workdir"):
+        if options.get(name):
+            options[name] = portable_path(options[name])
+    options["corpus"] = [portable_path(p) for p in options.get("corpus", [])]
+    files = info.get("corpus", {}).get("files")
+    if files:
+        info["corpus"]["files"] = {portable_path(k): v for k, v in files.items()}
+    return info
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
@@ -489,50 +516,6 @@ def _check_out(out: Path) -> None:
         raise PermissionError(f"cannot write --out {out}: {probe} is not writable")
 
 
-def train_vocabulary(texts, vocab_size: int, seed: int = 0, model: str = "unigram") -> bytes:
-    """A T5-compatible sentencepiece model (pad 0, eos 1, unk 2) trained on `texts`.
-
-    ``unigram`` is `softprompt.core.scratch.train_sentencepiece` (T5's
-    algorithm); ``bpe`` uses the same settings with byte-pair merges.
-    """
-    if model == "unigram":
-        return scratch.train_sentencepiece(texts, vocab_size, seed=seed)
-    import io
-
-    import sentencepiece as spm
-
-    texts = [t for t in texts if t.strip()]
-    if not texts:
-        raise ValueError("cannot train a vocabulary on an empty corpus")
-    out = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_writer=out, vocab_size=vocab_size, model_type=model,
-        bos_id=-1, pad_id=0, eos_id=1, unk_id=2, pad_piece="<pad>", eos_piece="</s>",
-        unk_piece="<unk>", hard_vocab_limit=False, character_coverage=1.0, num_threads=1,
-        minloglevel=2,
-    )
-    return out.getvalue()
-
-
-def t5_init_embeddings(backbone, seed: int = 0) -> None:
-    """Give a freshly built backbone T5's embedding initialization.
-
-    keras-hub's `T5Backbone` passes ``TruncatedNormal(1.0)`` — a *mean* of 1.0
-    and keras' default standard deviation of 0.05 — so every token starts as
-    nearly the same vector, and a model trained from scratch barely tells its
-    tokens apart (it only matters for random weights; presets load their own).
-    T5 draws the shared embedding from N(0, 1); the untied output matrix here
-    from N(0, 1/d) so that the first logits are of order one.
-    """
-    rng = np.random.default_rng([seed, 5])
-    emb = backbone.token_embedding
-    vocab, dim = emb.embeddings.shape
-    emb.embeddings.assign(rng.standard_normal((vocab, dim)).astype("float32"))
-    reverse = getattr(emb, "reverse_embeddings", None)
-    if reverse is not None and not backbone.tie_embedding_weights:
-        reverse.assign((rng.standard_normal(tuple(reverse.shape)) * dim**-0.5).astype("float32"))
-
-
 def _start_model(config: AdaptConfig, run_dir: Path, texts, pairs, echo):
     """Build (or, on a resume, reload) the starting backbone + tokenizer; saved in ``init/``."""
     init = run_dir / "init"
@@ -543,12 +526,13 @@ def _start_model(config: AdaptConfig, run_dir: Path, texts, pairs, echo):
     else:
         echo(f"training a sentencepiece vocabulary of up to {config.vocab_size} pieces")
         sample = texts + [p[0] + " " + p[1] for p in pairs]
-        proto = train_vocabulary(sample, config.vocab_size, config.seed, config.vocab_model)
+        proto = scratch.train_sentencepiece(sample, config.vocab_size, config.seed,
+                                            model_type=config.vocab_model)
         tokenizer = keras_hub.models.T5Tokenizer(proto=proto)
+        # T5's N(0, 1) token embeddings (`scratch.t5_init_embeddings`), not keras-hub's.
         backbone = scratch.build_backbone(tokenizer.vocabulary_size(), config.from_config,
                                           config.style, dropout=config.dropout or 0.0,
                                           seed=config.seed)
-        t5_init_embeddings(backbone, config.seed)
         write_preset(init, backbone, tokenizer)
         return backbone, tokenizer
     overrides = {} if config.dropout is None else {"dropout": float(config.dropout)}
@@ -608,9 +592,10 @@ def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None
     stream = AdaptBatches(corpus, config.batch_size, config.max_input_length,
                           config.max_target_length, config.seed)
     model = Seq2SeqLM(backbone)
-    model.compile(optimizer=make_optimizer(config),
-                  jit_compile=backends.current().default_jit_compile)
+    adapter = backends.current()
+    model.compile(optimizer=make_optimizer(config), jit_compile=adapter.default_jit_compile)
     model.optimizer.build(model.trainable_variables)
+    adapter.prepare_full_training(model)  # torch: every weight's gradient cleared each step
     start = 0
     best_eval = None
     if committed:
@@ -670,7 +655,7 @@ def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None
     tc.draw_curve(run_dir, "eval_loss")
     info.update({"steps": config.steps, "train_loss": loss, "eval_loss": eval_loss,
                  "seconds": round(seconds, 1)})
-    write_preset(out, backbone, tokenizer, info)
+    write_preset(out, backbone, tokenizer, portable_info(info))
     echo(f"wrote preset {out} (train loss {loss:.4f}, held-out loss "
          f"{eval_loss if eval_loss is None else round(eval_loss, 4)}, {seconds:.0f} s)")
     return AdaptResult(out, config.steps, loss, eval_loss, seconds)

@@ -12,6 +12,7 @@ from softprompt.core import files
 from softprompt.core.init import INITS, initial_prompt
 from softprompt.core.loss import seq2seq_loss
 from softprompt.core.prompt import SoftPrompt
+from softprompt.core.t5_blocks import transformer_layer
 
 
 @keras.saving.register_keras_serializable(package="softprompt")
@@ -229,7 +230,8 @@ class PromptedT5(keras.Model):
         attention_mask = mask[:, None, :]
         position_bias = None
         for layer in bb.encoder_transformer_layers:
-            x, position_bias = layer(
+            x, position_bias = transformer_layer(
+                layer,
                 x,
                 attention_mask=attention_mask,
                 position_bias=position_bias,
@@ -260,7 +262,8 @@ class PromptedT5(keras.Model):
         for i, layer in enumerate(bb.decoder_transformer_layers):
             cached = {} if cross_attention_caches is None else {
                 "cross_attention_cache": cross_attention_caches[i]}
-            x, position_bias = layer(
+            x, position_bias = transformer_layer(
+                layer,
                 x,
                 attention_mask=self_mask,
                 position_bias=position_bias,
@@ -450,6 +453,22 @@ class PromptedT5(keras.Model):
         )
         model.preset = self.preset
         model.prompt.embeddings.assign(stacked)
+        return model
+
+    def without_prompt(self) -> PromptedT5:
+        """A model over the same frozen backbone whose encoder sees no prompt at all.
+
+        It holds one prompt (use the default ``prompt_ids``, 0) whose one position
+        is masked out everywhere; T5 has only relative position biases, so it
+        computes exactly what the bare backbone does (the "no prompt" baseline).
+        No backbone weights are copied.
+
+        Example:
+            >>> model.without_prompt().generate(["the red fox ran."], max_length=4)
+        """
+        model = self.with_prompts([np.zeros((1, self.backbone.hidden_dim), np.float32)])
+        model._prompt_mask = np.zeros_like(model._prompt_mask)
+        model._full_prompts = False
         return model
 
     # ------------------------------------------------------------------ inference

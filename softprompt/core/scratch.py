@@ -41,14 +41,26 @@ def activation(name: str):
     return name
 
 
-def train_sentencepiece(texts: Iterable[str], vocab_size: int, seed: int = 0) -> bytes:
+#: sentencepiece algorithms `train_sentencepiece` accepts.
+MODEL_TYPES = ("unigram", "bpe")
+
+
+def train_sentencepiece(texts: Iterable[str], vocab_size: int, seed: int = 0,
+                        model_type: str = "unigram") -> bytes:
     """Train a T5-compatible sentencepiece model (pad=0, eos=1, unk=2, no bos).
 
-    Returns the serialized model proto. ``hard_vocab_limit`` is off, so a small
-    corpus yields a smaller vocabulary rather than an error.
+    `model_type` is ``unigram`` (T5's algorithm) or ``bpe`` (byte-pair merges:
+    on a tiny language the unigram trainer stops at a few dozen sub-word
+    pieces, BPE keeps whole words). Returns the serialized model proto.
+    ``hard_vocab_limit`` is off, so a small corpus yields a smaller vocabulary
+    rather than an error. Training is single-threaded and deterministic
+    (`seed` is accepted for symmetry; sentencepiece draws nothing here).
     """
     import sentencepiece as spm
 
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"unknown sentencepiece model type {model_type!r}: expected one of "
+                         f"{', '.join(MODEL_TYPES)}")
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise ValueError("cannot train a vocabulary on an empty corpus")
@@ -57,7 +69,7 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, seed: int = 0) ->
         sentence_iterator=iter(texts),
         model_writer=out,
         vocab_size=vocab_size,
-        model_type="unigram",
+        model_type=model_type,
         bos_id=-1,
         pad_id=0,
         eos_id=1,
@@ -75,7 +87,11 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, seed: int = 0) ->
 
 def build_backbone(vocabulary_size: int, config: str | dict = "tiny", style: str = "t5.1.1",
                    dropout: float = 0.0, seed: int = 0):
-    """A randomly initialized keras-hub `T5Backbone` of a named size and style."""
+    """A randomly initialized keras-hub `T5Backbone` of a named size and style.
+
+    Its token embeddings are T5's N(0, 1) (`t5_init_embeddings`), not keras-hub's
+    default.
+    """
     import keras
     import keras_hub
 
@@ -85,18 +101,42 @@ def build_backbone(vocabulary_size: int, config: str | dict = "tiny", style: str
     keras.utils.set_random_seed(seed)
     kwargs = dict(STYLES[style])
     kwargs["activation"] = activation(kwargs["activation"])
-    return keras_hub.models.T5Backbone(
+    backbone = keras_hub.models.T5Backbone(
         vocabulary_size=vocabulary_size, dropout=dropout, **arch, **kwargs
     )
+    t5_init_embeddings(backbone, seed)
+    return backbone
+
+
+def t5_init_embeddings(backbone, seed: int = 0) -> None:
+    """Give a freshly built backbone T5's embedding initialization (in place).
+
+    keras-hub's `T5Backbone` passes ``TruncatedNormal(1.0)`` — a *mean* of 1.0
+    and keras' default standard deviation of 0.05 — so every token starts as
+    nearly the same vector, and a model trained from scratch barely tells its
+    tokens apart (it only matters for random weights; presets load their own).
+    T5 draws the shared embedding from N(0, 1); the untied output matrix here
+    from N(0, 1/d) so that the first logits are of order one. Drawn in NumPy
+    from ``(seed, 5)``: the same on every backend.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 5])
+    emb = backbone.token_embedding
+    vocab, dim = emb.embeddings.shape
+    emb.embeddings.assign(rng.standard_normal((vocab, dim)).astype("float32"))
+    reverse = getattr(emb, "reverse_embeddings", None)
+    if reverse is not None and not backbone.tie_embedding_weights:
+        reverse.assign((rng.standard_normal(tuple(reverse.shape)) * dim**-0.5).astype("float32"))
 
 
 def build_preset(out_dir: str | os.PathLike, texts: Iterable[str], config: str | dict = "tiny",
                  style: str = "t5.1.1", vocab_size: int = 256, seed: int = 0,
-                 dropout: float = 0.0) -> Path:
+                 dropout: float = 0.0, model_type: str = "unigram") -> Path:
     """Train a vocabulary on `texts`, build a random backbone, save both as a keras-hub preset."""
     import keras_hub
 
-    proto = train_sentencepiece(texts, vocab_size, seed=seed)
+    proto = train_sentencepiece(texts, vocab_size, seed=seed, model_type=model_type)
     tokenizer = keras_hub.models.T5Tokenizer(proto=proto)
     backbone = build_backbone(tokenizer.vocabulary_size(), config, style, dropout, seed)
     out_dir = Path(out_dir)

@@ -39,19 +39,21 @@ def test_a_prompt_assigned_later_is_used(preset_v10):
                                score_tokens(reference, ENC, MASK, CANDIDATES), atol=1e-5)
 
 
-def test_changed_prompt_mask_is_not_served_a_stale_trace(preset_v11):
+def test_the_no_prompt_view_is_not_served_the_prompted_trace(preset_v11):
     model = PromptedT5.from_preset(preset_v11, prompt_length=2, init="uniform", seed=0)
     dim = model.backbone.hidden_dim
-    joint = model.with_prompts([np.ones((1, dim), "f4")])
-    with_prompt = score_tokens(joint, ENC, MASK, CANDIDATES)
-    joint._prompt_mask = np.zeros_like(joint._prompt_mask)  # as `demo.without_prompt` does
-    joint._full_prompts = False
-    bare = model.with_prompts([np.ones((1, dim), "f4")])
-    bare._prompt_mask = np.zeros_like(bare._prompt_mask)
-    bare._full_prompts = False
-    without = score_tokens(joint, ENC, MASK, CANDIDATES)
-    np.testing.assert_allclose(without, score_tokens(bare, ENC, MASK, CANDIDATES), atol=1e-5)
+    one = model.with_prompts([np.ones((1, dim), "f4")])
+    with_prompt = score_tokens(one, ENC, MASK, CANDIDATES)  # compiled for a visible prompt
+    bare = one.without_prompt()
+    # Same backbone and prompt shape; only the prompt mask differs.
+    assert bare.backbone is one.backbone
+    assert bare.prompt.embeddings.shape == one.prompt.embeddings.shape
+    without = score_tokens(bare, ENC, MASK, CANDIDATES)
+    first = fresh(preset_v11, np.ones((1, dim), "f4")).without_prompt()  # compiled first here
+    np.testing.assert_allclose(without, score_tokens(first, ENC, MASK, CANDIDATES), atol=1e-5)
     assert np.abs(without - with_prompt).max() > 1e-4
+    np.testing.assert_array_equal(greedy_tokens(bare, ENC, MASK, max_length=4),
+                                  greedy_tokens(first, ENC, MASK, max_length=4, use_cache=False))
 
 
 def test_shared_cross_attention_caches_equal_projecting_again(preset):
