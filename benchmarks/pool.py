@@ -35,16 +35,16 @@ class WorkerError(RuntimeError):
 
 
 def thread_env(threads: int | None) -> dict:
-    """Environment that pins torch, TensorFlow and XLA (JAX) to `threads` intra-op threads."""
+    """Environment that pins torch and TensorFlow to `threads` intra-op threads.
+
+    XLA's CPU runtime (JAX) ignores its thread flags, so `benchmarks.worker` also
+    confines every worker to that many cores (``SOFTPROMPT_BENCH_THREADS``).
+    """
     if threads is None:
         return {}
     n = str(int(threads))
-    flags = os.environ.get("XLA_FLAGS", "")
-    if int(threads) == 1:
-        flags = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "TF_NUM_INTRAOP_THREADS": n,
-            "TF_NUM_INTEROP_THREADS": "1", "XLA_FLAGS": flags.strip(),
-            "SOFTPROMPT_BENCH_THREADS": n}
+            "TF_NUM_INTEROP_THREADS": "1", "SOFTPROMPT_BENCH_THREADS": n}
 
 
 class Worker:

@@ -6,7 +6,10 @@ each. It is the profile behind the README's note on the train-step target: both 
 three quarters of the step in the same `aten::mm` (the same BLAS on the same matrices), so
 no torch-based implementation of the same FLOPs can be much faster than the other.
 
-Run: ``python -m benchmarks.profile_step [--threads N] [--rows 12]`` (about a minute).
+``--ensemble`` profiles suite 4's ensemble instead: rank classification of 16 inputs under 5
+prompts in one pass (80 rows) vs 5 passes of 16 rows, on keras' torch backend.
+
+Run: ``python -m benchmarks.profile_step [--ensemble] [--threads N] [--rows 12]`` (a minute).
 """
 
 from __future__ import annotations
@@ -20,25 +23,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", type=int, default=12)
+    parser.add_argument("--ensemble", action="store_true")
     args = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = "torch"
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from benchmarks.cases.hf_cases import PeftTrain
-    from benchmarks.cases.keras_cases import prompted, train_batch
-    from benchmarks.profiles import PROFILES
-
     torch.set_num_threads(args.threads)
-    p = PROFILES["short"]
-    spec = p.train_model.to_dict()
-    ours = prompted(spec, p.prompt_length)
-    ours.compile()
-    x, y, w = train_batch(p.batch, p.input_length, p.target_length, spec["vocabulary_size"])
-    peft = PeftTrain(spec, p.batch, p.input_length, p.prompt_length, p.target_length)
-    peft.setup()
-    steps = {"keras (torch backend)": lambda: ours.train_on_batch(x, y, sample_weight=w),
-             "PEFT": peft.time_step}
+    steps = _ensemble_calls() if args.ensemble else _train_steps()
     for name, step in steps.items():
         step()  # warm
         started = time.perf_counter()
@@ -55,6 +47,35 @@ def main(argv=None) -> int:
         print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows,
                            max_name_column_width=48))
     return 0
+
+
+def _train_steps() -> dict:
+    from benchmarks.cases.hf_cases import PeftTrain
+    from benchmarks.cases.keras_cases import prompted, train_batch
+    from benchmarks.profiles import PROFILES
+
+    p = PROFILES["short"]
+    spec = p.train_model.to_dict()
+    ours = prompted(spec, p.prompt_length)
+    ours.compile()
+    x, y, w = train_batch(p.batch, p.input_length, p.target_length, spec["vocabulary_size"])
+    peft = PeftTrain(spec, p.batch, p.input_length, p.prompt_length, p.target_length)
+    peft.setup()
+    return {"keras (torch backend)": lambda: ours.train_on_batch(x, y, sample_weight=w),
+            "PEFT": peft.time_step}
+
+
+def _ensemble_calls() -> dict:
+    from benchmarks.cases.keras_cases import Serving
+    from benchmarks.profiles import PROFILES
+
+    p = PROFILES["short"]
+    case = Serving(p.serve_model.to_dict(), p.serve_batch, p.serve_input_length,
+                   p.prompt_length, p.target_length, ["True", "False"])
+    case.setup()
+    inputs = p.serve_batch
+    return {f"ensemble, one pass of {inputs} x 5 rows": lambda: case.time_ensemble_one_pass(inputs),
+            f"ensemble, 5 passes of {inputs} rows": lambda: case.time_ensemble_passes(inputs)}
 
 
 if __name__ == "__main__":

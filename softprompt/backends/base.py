@@ -205,7 +205,7 @@ class Adapter:
     #: `jit_compile` value to give `keras.Model.compile` by default.
     default_jit_compile: bool | str = "auto"
     #: Whether `keras.ops.dot_product_attention` beats softmax(QK^T + bias) V written
-    #: out (`softprompt.core.t5_blocks`); measured per framework on CPU (issue 9).
+    #: out (`softprompt.core.t5_blocks`); measured per framework by `benchmarks/attention_core.py`.
     fused_attention: bool = False
 
     def version(self) -> str:

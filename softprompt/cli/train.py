@@ -122,7 +122,7 @@ def train(**options):
     config = TrainConfig.from_dict(_absolute(values)).validate()
     check_out(config.out, resume)  # cheap checks first, before the framework starts
     _start_backend(config.devices, dtype)
-    if demo is not None and hasattr(demo, "prepare_backend"):
+    if demo is not None:
         demo.prepare_backend()
     try:
         result = run_training(config, resume=resume, progress=not quiet,
@@ -178,9 +178,9 @@ def _demo():
     command's options (by option name) and the names the user set, and
     returns them with ``preset``, ``task``, ``data`` and ``task_args`` filled
     in (it may change defaults the user did not set, e.g. ``steps``);
-    ``prepare_backend()``, if present, runs once the backend is set up (CPU
-    threading for the small model); ``report(config, result, echo=...)``, if
-    present, prints the outcome after training.
+    ``prepare_backend()`` runs once the backend is set up (CPU threading for the
+    small model); ``report(config, result, echo=...)``, if present, prints the
+    outcome after training.
     """
     try:
         from softprompt.core import demo

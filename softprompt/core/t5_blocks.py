@@ -6,11 +6,11 @@ and weights), with a faster attention core (issue 9):
 
 - the attention-weighted values are a heads-first batched matmul
   ``(b, n, q, k) @ (b, n, k, d)`` instead of keras-hub's
-  ``einsum("bnqk,bknd->bqnd")``. XLA on CPU fuses the softmax into that einsum's
-  operand and runs it about 3x slower (measured: 37 ms vs 11 ms forward for T5-small's
-  8 x 228 tokens on JAX; TensorFlow and torch are unchanged);
+  ``einsum("bnqk,bknd->bqnd")``, which XLA on CPU runs 3.3x slower (T5-small's
+  8 x 228 tokens, forward: JAX 38.0 -> 11.6 ms, torch 21.1 -> 11.2 ms, TensorFlow
+  unchanged; `python -m benchmarks.attention_core`);
 - where the backend adapter says its fused kernel is faster
-  (`Adapter.fused_attention`: torch's scaled-dot-product attention on CPU, 16 ms vs 11 ms),
+  (`Adapter.fused_attention`: torch's scaled-dot-product attention on CPU, 8.8 ms),
   and no attention dropout is active, `keras.ops.dot_product_attention` with T5's
   unscaled scores (``scale=1``) and the position bias (mask folded in) as its bias.
 

@@ -103,6 +103,7 @@ def graceful_interrupt():
 
 
 def truncate_jsonl(path: Path, step: int) -> None:
+    """Drop a metrics log's lines after `step` (atomically), for a resumed run."""
     if not path.is_file():
         return
     kept = [line for line in path.read_text().splitlines()
