@@ -308,6 +308,19 @@ class Adapter:
         `softprompt adapt` calls it after ``compile``; prompt tuning does not need it.
         """
 
+    def matmul(self, a, b):
+        """``a @ b`` for the T5 blocks' products (default: `keras.ops.matmul`).
+
+        A backend overrides it where its framework needs a hint to use its fast
+        reduced-precision kernel; in float32 every backend computes `keras.ops.matmul`.
+
+        Example:
+            >>> backends.current().matmul(x, kernel)
+        """
+        import keras
+
+        return keras.ops.matmul(a, b)
+
     def compile_function(self, fn: Callable, variables) -> Callable:
         """`fn(*tensors)` compiled for repeated inference calls; it reads keras `variables`.
 

@@ -15,7 +15,7 @@ import numpy as np
 from keras import ops
 
 from softprompt.core import tokens as tok
-from softprompt.core.t5_blocks import transformer_layer
+from softprompt.core.t5_blocks import layer_norm, transformer_layer
 
 
 def pad_batch(rows: Sequence[Sequence[int]], length: int | None = None,
@@ -66,7 +66,7 @@ def _layer_step(model, encoder_output, cross_mask, step_ids, self_caches, index,
         )
         new_self.append(layer_self)
         new_cross.append(layer_cross)
-    x = bb.decoder_layer_norm(x)
+    x = layer_norm(bb.decoder_layer_norm, x)
     return model.logits(x), tuple(new_self), tuple(new_cross)
 
 

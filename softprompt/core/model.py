@@ -12,7 +12,7 @@ from softprompt.core import files
 from softprompt.core.init import INITS, initial_prompt
 from softprompt.core.loss import seq2seq_loss
 from softprompt.core.prompt import SoftPrompt
-from softprompt.core.t5_blocks import transformer_layer
+from softprompt.core.t5_blocks import layer_norm, lm_head, project, transformer_layer
 
 
 @keras.saving.register_keras_serializable(package="softprompt")
@@ -238,7 +238,7 @@ class PromptedT5(keras.Model):
                 use_causal_mask=False,
                 training=training,
             )
-        x = bb.encoder_layer_norm(x)
+        x = layer_norm(bb.encoder_layer_norm, x)
         x = bb.encoder_dropout(x, training=training)
         return x, mask
 
@@ -273,7 +273,7 @@ class PromptedT5(keras.Model):
                 training=training,
                 **cached,
             )
-        x = bb.decoder_layer_norm(x)
+        x = layer_norm(bb.decoder_layer_norm, x)
         return bb.decoder_dropout(x, training=training)
 
     def cross_attention_caches(self, encoder_output):
@@ -287,17 +287,15 @@ class PromptedT5(keras.Model):
         for layer in self.backbone.decoder_transformer_layers:
             attention = layer.cross_attention
             heads = (batch, -1, attention.num_heads, attention.key_value_dim)
-            keys = ops.reshape(attention.key_projector(encoder_output), heads)
-            values = ops.reshape(attention.value_projector(encoder_output), heads)
+            keys = ops.reshape(project(attention.key_projector, encoder_output), heads)
+            values = ops.reshape(project(attention.value_projector, encoder_output), heads)
             caches.append(ops.stack([keys, values], axis=1))
         return tuple(caches)
 
     def logits(self, hidden_states):
-        """T5's LM head: tied embeddings scale by ``hidden_dim**-0.5`` first."""
-        bb = self.backbone
-        if bb.tie_embedding_weights:
-            hidden_states = hidden_states * ops.cast(bb.hidden_dim**-0.5, hidden_states.dtype)
-        return bb.token_embedding(hidden_states, reverse=True)
+        """T5's LM head in float32 (`t5_blocks.lm_head`): tied embeddings scale by
+        ``hidden_dim**-0.5`` first."""
+        return lm_head(self.backbone, hidden_states)
 
     def call(self, inputs, training=False):
         encoder_output, encoder_mask = self.encode(

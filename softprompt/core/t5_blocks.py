@@ -14,6 +14,14 @@ and weights), with a faster attention core (issue 9):
   and no attention dropout is active, `keras.ops.dot_product_attention` with T5's
   unscaled scores (``scale=1``) and the position bias (mask folded in) as its bias.
 
+Reduced precision (``bfloat16`` or ``mixed_bfloat16`` dtype policies, the CLI's
+``--dtype``): the residual stream and the matrix products run in bfloat16, as in T5X;
+as T5X and transformers do, the RMS layer norms and the attention softmax run in
+float32 (`layer_norm`, `attention`) and the LM head returns float32 logits
+(`lm_head`). Every product goes through `Adapter.matmul`, which lets a backend pick
+its fast bfloat16 kernel (JAX: float32 accumulation, see `JaxAdapter.matmul`). In
+float32 all of this computes exactly what keras-hub's layers compute.
+
 Example:
     >>> x, position_bias = transformer_layer(backbone.encoder_transformer_layers[0], x,
     ...                                      attention_mask=mask[:, None, :])
@@ -24,10 +32,71 @@ from __future__ import annotations
 from keras import ops
 
 
-def _fused_attention() -> bool:
+def _adapter():
     from softprompt import backends
 
-    return bool(getattr(backends.current(), "fused_attention", False))
+    return backends.current()
+
+
+def _fused_attention() -> bool:
+    return bool(getattr(_adapter(), "fused_attention", False))
+
+
+def matmul(a, b):
+    """``a @ b`` through the backend adapter's `matmul` (its fast reduced-precision path)."""
+    return _adapter().matmul(a, b)
+
+
+def project(dense, x):
+    """keras ``Dense.__call__`` of keras-hub's T5 projections: ``activation(x @ kernel + bias)``.
+
+    The kernel and `x` are cast to the layer's compute dtype, as keras' autocasting does.
+
+    Example:
+        >>> query = project(layer.self_attention.query_projector, x)
+    """
+    dtype = dense.compute_dtype
+    x = matmul(ops.cast(x, dtype), ops.cast(dense.kernel, dtype))
+    if dense.use_bias:
+        x = x + ops.cast(dense.bias, dtype)
+    return dense.activation(x) if dense.activation is not None else x
+
+
+def layer_norm(norm, x):
+    """keras-hub's ``T5LayerNorm`` (RMS norm, no mean, no bias), computed in float32.
+
+    Returns `x`'s dtype. In float32 it is the layer's own arithmetic.
+
+    Example:
+        >>> x = layer_norm(backbone.encoder_layer_norm, x)
+    """
+    h = ops.cast(x, "float32")
+    variance = ops.mean(ops.square(h), axis=-1, keepdims=True)
+    h = h * ops.rsqrt(variance + norm.epsilon)
+    return ops.cast(ops.cast(norm.weight, "float32") * h, x.dtype)
+
+
+def lm_head(backbone, hidden_states):
+    """T5's output layer in float32: ``logits = hidden @ W`` (tied: ``W = E^T``, after ``d**-0.5``).
+
+    T5X computes its logits in float32 under bfloat16 activations; in a float32
+    model this is keras-hub's ``token_embedding(hidden, reverse=True)``.
+
+    Example:
+        >>> logits = lm_head(model.backbone, decoder_hidden)    # (batch, length, vocab)
+    """
+    embedding = backbone.token_embedding
+    hidden = ops.cast(hidden_states, "float32")
+    if backbone.tie_embedding_weights:
+        hidden = hidden * ops.cast(backbone.hidden_dim**-0.5, "float32")
+        kernel = ops.transpose(ops.cast(embedding.embeddings, "float32"))
+    else:
+        kernel = ops.cast(embedding.reverse_embeddings, "float32")
+    logits = ops.matmul(hidden, kernel)
+    if getattr(embedding, "logit_soft_cap", None) is not None:
+        cap = embedding.logit_soft_cap
+        logits = ops.multiply(ops.tanh(ops.divide(logits, cap)), cap)
+    return logits
 
 
 def attention(layer, hidden_states, mask=None, key_value_states=None, position_bias=None,
@@ -43,7 +112,7 @@ def attention(layer, hidden_states, mask=None, key_value_states=None, position_b
     def split(states):  # (batch, length, inner) -> (batch, length, heads, head_dim)
         return ops.reshape(states, (batch_size, -1, heads, head_dim))
 
-    query = split(layer.query_projector(hidden_states))
+    query = split(project(layer.query_projector, hidden_states))
     kv_inputs = hidden_states if key_value_states is None else key_value_states
     if cache is not None:
         key_cache, value_cache = cache[:, 0, ...], cache[:, 1, ...]
@@ -51,14 +120,14 @@ def attention(layer, hidden_states, mask=None, key_value_states=None, position_b
             key, value = key_cache, value_cache
         else:
             start = [0, cache_update_index, 0, 0]
-            key = ops.slice_update(key_cache, start, split(layer.key_projector(kv_inputs)))
-            value = ops.slice_update(value_cache, start, split(layer.value_projector(kv_inputs)))
+            key = ops.slice_update(key_cache, start, split(project(layer.key_projector, kv_inputs)))
+            value = ops.slice_update(value_cache, start, split(project(layer.value_projector, kv_inputs)))
             cache = ops.stack((key, value), axis=1)
     else:
         if cache_update_index is not None:
             raise ValueError("`cache_update_index` needs a `cache`")
-        key = split(layer.key_projector(kv_inputs))
-        value = split(layer.value_projector(kv_inputs))
+        key = split(project(layer.key_projector, kv_inputs))
+        value = split(project(layer.value_projector, kv_inputs))
     key_length = ops.shape(key)[1]
 
     if position_bias is None:
@@ -79,13 +148,17 @@ def attention(layer, hidden_states, mask=None, key_value_states=None, position_b
         bias = ops.broadcast_to(bias, (batch_size, heads, seq_length, key_length))
         output = ops.dot_product_attention(query, key, value, bias=bias, scale=1.0)
     else:
-        scores = ops.einsum("bqnd,bknd->bnqk", query, key)
-        scores = scores + ops.cast(position_bias, scores.dtype)
-        weights = dropout(ops.softmax(scores, axis=-1), training=training)
-        heads_first = ops.matmul(weights, ops.transpose(value, (0, 2, 1, 3)))
+        if query.dtype == "float32":
+            scores = ops.einsum("bqnd,bknd->bnqk", query, key)
+        else:  # reduced precision: the products through the adapter, softmax in float32
+            scores = matmul(ops.transpose(query, (0, 2, 1, 3)), ops.transpose(key, (0, 2, 3, 1)))
+        scores = ops.cast(scores, "float32") + ops.cast(position_bias, "float32")
+        weights = ops.cast(ops.softmax(scores, axis=-1), value.dtype)
+        weights = dropout(weights, training=training)
+        heads_first = matmul(weights, ops.transpose(value, (0, 2, 1, 3)))
         output = ops.transpose(heads_first, (0, 2, 1, 3))
     output = ops.reshape(output, (batch_size, -1, layer.inner_dim))
-    return layer.output_projector(output), position_bias, cache
+    return project(layer.output_projector, output), position_bias, cache
 
 
 def _self_attention_mask(hidden_states, attention_mask, cache, cache_update_index):
@@ -117,7 +190,7 @@ def transformer_layer(layer, hidden_states, attention_mask=None, position_bias=N
                                               self_attention_cache,
                                               self_attention_cache_update_index)
     residual = hidden_states
-    x = layer.self_attention_layer_norm(hidden_states)
+    x = layer_norm(layer.self_attention_layer_norm, hidden_states)
     x, position_bias, self_attention_cache = attention(
         layer.self_attention, x, mask=attention_mask, position_bias=position_bias,
         cache=self_attention_cache, cache_update_index=self_attention_cache_update_index,
@@ -126,7 +199,7 @@ def transformer_layer(layer, hidden_states, attention_mask=None, position_bias=N
 
     if layer.is_decoder:
         residual = x
-        x = layer.cross_attention_layer_norm(x)
+        x = layer_norm(layer.cross_attention_layer_norm, x)
         x, _, cross_attention_cache = attention(
             layer.cross_attention, x, key_value_states=encoder_hidden_states,
             mask=encoder_attention_mask, cache=cross_attention_cache,
@@ -134,13 +207,13 @@ def transformer_layer(layer, hidden_states, attention_mask=None, position_bias=N
         x = layer.cross_attention_dropout(x, training=training) + residual
 
     residual = x
-    x = layer.layer_norm(x)
+    x = layer_norm(layer.layer_norm, x)
     if layer.use_gated_activation:
-        x = layer.input_projector(x) * layer.gate_projector(x)
+        x = project(layer.input_projector, x) * project(layer.gate_projector, x)
     else:
-        x = layer.input_projector(x)
+        x = project(layer.input_projector, x)
     x = layer.dropout_layer(x, training=training)
-    x = layer.dropout_layer(layer.output_projector(x), training=training) + residual
+    x = layer.dropout_layer(project(layer.output_projector, x), training=training) + residual
     if self_attention_cache is not None:
         return x, position_bias, self_attention_cache, cross_attention_cache
     return x, position_bias
