@@ -71,76 +71,122 @@ def _paired(measurements, num, den):
 
 
 # ----------------------------------------------------------------------------- 1
+#: how a dtype shows in contender labels ("torch", "torch bf16", "peft bf16", ...)
+DTYPE_TAGS = {"float32": "", "bfloat16": " bf16", "mixed_bfloat16": " mixed-bf16"}
+
+
+def _tagged(name: str, dtype: str) -> str:
+    return name + DTYPE_TAGS.get(dtype, f" {dtype}")
+
+
+def _peak_dtype(dtype: str) -> str:
+    """The matmul dtype behind a compute dtype (``mixed_bfloat16`` multiplies in bfloat16)."""
+    return "bfloat16" if "bfloat16" in dtype else dtype
+
+
+def _dtype_key(base: str, dtype: str) -> str:
+    return base if dtype == "float32" else f"{base}-{dtype}"
+
+
 def train_step(ctx: Context) -> dict:
-    """Train step and forward per backend, PEFT, matmul peaks: all in one interleaving."""
+    """Train step and forward per backend and dtype, PEFT in each dtype, matmul peaks per dtype.
+
+    All in one interleaving. A row's ``speedup_vs_peft`` is against PEFT in float32 (its
+    default), ``speedup_vs_peft_same_dtype`` against PEFT in the row's dtype, and
+    ``share_of_peak`` against the machine's matmul peak in the row's dtype.
+    """
     p = ctx.profile
     spec = p.train_model.to_dict()
     shape = dict(batch=p.batch, input_length=p.input_length, prompt_length=p.prompt_length,
                  target_length=p.target_length)
+    dtypes = list(p.train_dtypes)
     errors, setups, memory, contenders = {}, {}, {}, []
-    variants = [(b, b, None) for b in ctx.backends]
+    variants = [(_tagged(b, d), b, None, d) for d in dtypes for b in ctx.backends]
     if ctx.torch_compile and "torch" in ctx.backends:
-        variants.append(("torch+compile", "torch", True))
-    for label, name, jit in variants:
-        key = "train-compiled" if jit else "train"
+        variants.append(("torch+compile", "torch", True, "float32"))
+    row_dtype = {}
+    for label, name, jit, dtype in variants:
+        key = "train-compiled" if jit else _dtype_key("train", dtype)
         ctx.log(f"  setting up {label} (build, compile, first step)")
         info = ctx.setup(name, key, "keras.train_step", errors, label, model=spec,
-                         jit_compile=jit, **shape)
+                         jit_compile=jit, dtype=dtype, **shape)
         if info is None:
             continue
-        setups[label] = info
+        setups[label], row_dtype[label] = info, dtype
         memory[label] = ctx.pool.worker(name).info(key)
         worker = ctx.pool.worker(name)
         contenders += [Contender(f"{label} step", worker, key, "step"),
                        Contender(f"{label} forward", worker, key, "forward")]
     if ctx.hf:
-        ctx.log("  setting up PEFT")
-        info = ctx.setup(HF, "train", "hf.peft_train", errors, "peft", model=spec, **shape)
-        if info is not None:
-            setups["peft"] = info
-            memory["peft"] = ctx.pool.worker(HF).info("train")
+        for dtype in dtypes:
+            label, key = _tagged("peft", dtype), _dtype_key("train", dtype)
+            ctx.log(f"  setting up {label}")
+            info = ctx.setup(HF, key, "hf.peft_train", errors, label, model=spec, dtype=dtype,
+                             **shape)
+            if info is None:
+                continue
+            setups[label], row_dtype[label] = info, dtype
+            memory[label] = ctx.pool.worker(HF).info(key)
             worker = ctx.pool.worker(HF)
-            contenders += [Contender("peft step", worker, "train", "step"),
-                           Contender("peft forward", worker, "train", "forward")]
-            if info.get("threads", 1) > 1:  # the same, pinned to one thread (see the README)
-                contenders.append(Contender("peft-1thread step", worker, "train", "step:1"))
+            contenders += [Contender(f"{label} step", worker, key, "step"),
+                           Contender(f"{label} forward", worker, key, "forward")]
+            if dtype == "float32" and info.get("threads", 1) > 1:
+                # the same, pinned to one thread (see the README)
+                contenders.append(Contender("peft-1thread step", worker, key, "step:1"))
+                row_dtype["peft-1thread"] = dtype
     peak_workers = list(ctx.backends) + ([HF] if ctx.hf and "torch" not in ctx.backends else [])
+    peak_dtypes = sorted({"float32", *(_peak_dtype(d) for d in dtypes)})
     for name in peak_workers:
         framework = "torch" if name == HF else name
-        info = ctx.setup(name, "peak", "matmul", errors, f"{framework} matmul",
-                         framework=framework, size=p.matmul_size)
-        if info is not None:
-            setups[f"{framework} matmul"] = info
-            contenders.append(Contender(f"{framework} matmul", ctx.pool.worker(name), "peak",
-                                        "matmul"))
+        for dtype in peak_dtypes:
+            label, key = _tagged(f"{framework} matmul", dtype), _dtype_key("peak", dtype)
+            info = ctx.setup(name, key, "matmul", errors, label, framework=framework,
+                             size=p.matmul_size, dtype=dtype)
+            if info is not None:
+                setups[label] = info
+                contenders.append(Contender(label, ctx.pool.worker(name), key, "matmul"))
     ctx.log(f"  timing {len(contenders)} contenders x {p.train_rounds} rounds")
     m = interleave(contenders, p.train_rounds, p.warmup, ctx.log)
 
-    peaks, per_round = {}, []
-    for label, info in setups.items():
-        if label.endswith(" matmul") and m.get(label) and m[label].seconds:
-            peaks[label.split()[0]] = info["flops_per_call"] / m[label].median
-            per_round.append([info["flops_per_call"] / t for t in m[label].seconds])
-    peak = max(peaks.values()) if peaks else None
-    # the machine's peak in each round: the best framework's matmul in that round
-    round_peak = [max(r) for r in zip(*per_round)] if per_round else []
+    # the machine's peak per dtype: the best framework's matmul, overall and in each round
+    peaks, round_peaks = {}, {}
+    for dtype in peak_dtypes:
+        per_round = []
+        for framework in ("jax", "torch", "tensorflow"):
+            label = _tagged(f"{framework} matmul", dtype)
+            if label in setups and m.get(label) and m[label].seconds:
+                flops = setups[label]["flops_per_call"]
+                peaks.setdefault(dtype, {})[framework] = flops / m[label].median
+                per_round.append([flops / t for t in m[label].seconds])
+        round_peaks[dtype] = [max(r) for r in zip(*per_round)] if per_round else []
+
     shape_info = next((s["shape"] for s in setups.values() if "shape" in s), None)
     flops = step_flops(**shape, **shape_info) if shape_info else None
     rows = {}
-    for label in [v[0] for v in variants] + ["peft", "peft-1thread"]:
+    labels = [v[0] for v in variants] + [_tagged("peft", d) for d in dtypes] + ["peft-1thread"]
+    for label in labels:
         step, forward = _median(m, f"{label} step"), _median(m, f"{label} forward")
         if step is None:
             continue
-        row = {"step_s": step, "forward_s": forward,
+        dtype = row_dtype.get(label, "float32")
+        same = _tagged("peft", dtype)
+        row = {"dtype": dtype,
+               "step_s": step, "forward_s": forward,
                "step_over_forward": _paired(m, f"{label} step", f"{label} forward"),
-               "speedup_vs_peft": _paired(m, "peft step", f"{label} step")}
+               "speedup_vs_peft": _paired(m, "peft step", f"{label} step"),
+               "speedup_vs_peft_same_dtype": _paired(m, f"{same} step", f"{label} step")}
         if flops:
             row["gflops"] = flops["step"] / step / 1e9
             steps = m[f"{label} step"].seconds
-            row["share_of_peak"] = _paired(m, [flops["step"] / t for t in steps], round_peak)
+            peak_rounds = round_peaks.get(_peak_dtype(dtype)) or []
+            row["share_of_peak"] = _paired(m, [flops["step"] / t for t in steps], peak_rounds)
+            if dtype != "float32":
+                row["share_of_float32_peak"] = _paired(
+                    m, [flops["step"] / t for t in steps], round_peaks.get("float32") or [])
             if forward:
                 row["forward_share_of_peak"] = _paired(
-                    m, [flops["forward"] / t for t in m[f"{label} forward"].seconds], round_peak)
+                    m, [flops["forward"] / t for t in m[f"{label} forward"].seconds],
+                    peak_rounds)
         base = "peft" if label == "peft-1thread" else label
         mem = memory.get(base, {})
         row["peak_rss_mb"] = mem.get("peak_rss_mb")
@@ -150,11 +196,15 @@ def train_step(ctx: Context) -> dict:
         if "device_peak_mb" in mem:
             row["device_peak_mb"] = mem["device_peak_mb"]
         rows[label] = row
-    ctx.drop("train")
-    ctx.drop("train-compiled")
-    ctx.drop("peak")
-    return {"shape": shape, "model": spec, "flops": flops, "matmul_peaks_flops": peaks,
-            "matmul_peak_flops": peak, "rows": rows, "setup": setups, "errors": errors,
+    for key in ["train-compiled", *(_dtype_key("train", d) for d in dtypes),
+                *(_dtype_key("peak", d) for d in peak_dtypes)]:
+        ctx.drop(key)
+    fp32 = peaks.get("float32", {})
+    return {"shape": shape, "model": spec, "flops": flops, "dtypes": dtypes,
+            "matmul_peaks_flops": fp32, "matmul_peak_flops": max(fp32.values()) if fp32 else None,
+            "matmul_peaks_by_dtype": peaks,
+            "matmul_peak_by_dtype": {d: max(v.values()) for d, v in peaks.items() if v},
+            "rows": rows, "setup": setups, "errors": errors,
             "measurements": {k: v.to_dict() for k, v in m.items()}}
 
 

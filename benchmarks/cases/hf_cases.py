@@ -76,9 +76,11 @@ def peft_prompt_model(base, prompt_length):
 class PeftTrain(Case):
     """Suite 1 baseline: one PEFT training step (forward, backward, optimizer) and one forward."""
 
-    def __init__(self, model, batch, input_length, prompt_length, target_length, seed=0):
+    def __init__(self, model, batch, input_length, prompt_length, target_length, seed=0,
+                 dtype="float32"):
         self.spec, self.batch, self.input_length = model, batch, input_length
         self.prompt_length, self.target_length, self.seed = prompt_length, target_length, seed
+        self.dtype = dtype
 
     def setup(self):
         import torch
@@ -86,7 +88,10 @@ class PeftTrain(Case):
 
         started = time.perf_counter()
         torch.manual_seed(self.seed)
-        base = T5ForConditionalGeneration(hf_config(self.spec)).to(device())
+        # bfloat16: the model as `from_pretrained(..., torch_dtype=torch.bfloat16)` gives it;
+        # PEFT keeps the prompt in float32 (its `autocast_adapter_dtype` default)
+        base = T5ForConditionalGeneration(hf_config(self.spec)).to(device(),
+                                                                    getattr(torch, self.dtype))
         self.model = peft_prompt_model(base, self.prompt_length)
         self.model.train()
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -111,6 +116,8 @@ class PeftTrain(Case):
 
         return {"build_s": build_s, "first_step_s": first_step_s, "rss_before_steps_mb": before,
                 "trainable_parameters": self.trainable, "threads": torch.get_num_threads(),
+                "dtype": self.dtype,
+                "prompt_dtype": str(params[0].dtype).replace("torch.", ""),
                 "attention": getattr(self.model.config, "_attn_implementation", None),
                 "transformers": transformers.__version__}
 

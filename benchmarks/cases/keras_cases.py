@@ -38,10 +38,27 @@ def backbone_for(model: dict | None = None, hf_dir: str | None = None):
     return _BACKBONES[key]
 
 
-def prompted(model, prompt_length, num_prompts=1, seed=0, tokenizer=None, hf_dir=None):
+def backbone_in(dtype: str, model: dict | None = None, hf_dir: str | None = None):
+    """`backbone_for`'s backbone (the same weights) under the keras dtype policy `dtype`."""
+    backbone = backbone_for(model, hf_dir)
+    if dtype == "float32":
+        return backbone
+    key = (hf_dir or tuple(sorted(model.items())), dtype)
+    if key not in _BACKBONES:
+        import keras_hub
+
+        config = {**backbone.get_config(), "dtype": dtype}
+        cast = keras_hub.models.T5Backbone.from_config(config)
+        cast.set_weights(backbone.get_weights())
+        _BACKBONES[key] = cast
+    return _BACKBONES[key]
+
+
+def prompted(model, prompt_length, num_prompts=1, seed=0, tokenizer=None, hf_dir=None,
+             dtype="float32"):
     from softprompt import PromptedT5
 
-    backbone = backbone_for(model, hf_dir)
+    backbone = backbone_in(dtype, model, hf_dir)
     return PromptedT5(backbone, prompt_length=prompt_length, num_prompts=num_prompts,
                       init="uniform", seed=seed, tokenizer=tokenizer)
 
@@ -87,8 +104,8 @@ class TrainStep(Case):
     """Suite 1: one `train_on_batch` (the paper's Adafactor + loss) and one `test_on_batch`."""
 
     def __init__(self, model, batch, input_length, prompt_length, target_length,
-                 jit_compile=None, seed=0):
-        self.spec = model
+                 jit_compile=None, seed=0, dtype="float32"):
+        self.spec, self.dtype = model, dtype
         self.batch, self.input_length = batch, input_length
         self.prompt_length, self.target_length = prompt_length, target_length
         self.jit_compile = jit_compile
@@ -98,7 +115,7 @@ class TrainStep(Case):
         import keras
 
         started = time.perf_counter()
-        self.model = prompted(self.spec, self.prompt_length, seed=self.seed)
+        self.model = prompted(self.spec, self.prompt_length, seed=self.seed, dtype=self.dtype)
         kwargs = {} if self.jit_compile is None else {"jit_compile": self.jit_compile}
         self.model.compile(**kwargs)
         self.x, self.y, self.w = train_batch(self.batch, self.input_length, self.target_length,
@@ -116,7 +133,7 @@ class TrainStep(Case):
         return {
             "build_s": build_s, "first_step_s": first_step_s, "first_forward_s": first_forward_s,
             "jit_compile": bool(self.model.jit_compile), "rss_before_steps_mb": before,
-            "backend": keras.backend.backend(),
+            "backend": keras.backend.backend(), "dtype": bb.compute_dtype,
             "shape": {"hidden_dim": bb.hidden_dim, "num_layers": bb.num_layers,
                       "num_heads": bb.num_heads,
                       "key_value_dim": bb.key_value_dim or bb.hidden_dim // bb.num_heads,

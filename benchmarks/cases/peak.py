@@ -1,8 +1,10 @@
 """The machine's dense-matmul peak, measured with each framework in the same run.
 
-A float32 ``n x n @ n x n`` product (``2 n^3`` FLOPs), `repeats` times per timed call,
-compiled where the framework compiles (jax.jit; TensorFlow's graph; torch eager, which
-calls its BLAS directly). The result is summed on the device so nothing large is copied
+A float32 (or bfloat16) ``n x n @ n x n`` product (``2 n^3`` FLOPs), `repeats` times per
+timed call, compiled where the framework compiles (jax.jit; TensorFlow's graph; torch eager,
+which calls its BLAS directly). In bfloat16 each framework's fast form: JAX asks for a
+float32 result (``preferred_element_type``, as `JaxAdapter.matmul` does), torch and
+TensorFlow multiply bfloat16 tensors. The result is summed on the device so nothing large is copied
 back. On an accelerator the size is raised to 8192 so that the product fills it.
 """
 
@@ -12,8 +14,9 @@ from benchmarks.cases import Case
 
 
 class Matmul(Case):
-    def __init__(self, framework, size=2048, repeats=3, seed=0):
+    def __init__(self, framework, size=2048, repeats=3, seed=0, dtype="float32"):
         self.framework, self.size, self.repeats, self.seed = framework, size, repeats, seed
+        self.dtype = dtype
 
     def setup(self):
         import numpy as np
@@ -28,7 +31,7 @@ class Matmul(Case):
         self.a, self.b = self.fn(a, b, prepare=True)
         self.time_matmul()  # compile / warm
         return {"size": self.size, "repeats": self.repeats, "accelerated": accelerated,
-                "flops_per_call": 2 * self.size**3 * self.repeats}
+                "flops_per_call": 2 * self.size**3 * self.repeats, "dtype": self.dtype}
 
     def _accelerated(self) -> bool:
         if self.framework == "jax":
@@ -48,8 +51,10 @@ class Matmul(Case):
         import jax.numpy as jnp
 
         if prepare:
-            self._jit = jax.jit(lambda x, y: jnp.sum(x @ y))
-            return jnp.asarray(a), jnp.asarray(b)
+            result = jnp.float32 if self.dtype != "float32" else None
+            self._jit = jax.jit(lambda x, y: jnp.sum(jnp.matmul(x, y,
+                                                                preferred_element_type=result)))
+            return jnp.asarray(a, self.dtype), jnp.asarray(b, self.dtype)
         return float(self._jit(a, b))
 
     def _torch(self, a, b, prepare=False):
@@ -57,15 +62,18 @@ class Matmul(Case):
 
         if prepare:
             dev = "cuda" if torch.cuda.is_available() else "cpu"
-            return torch.tensor(a, device=dev), torch.tensor(b, device=dev)
-        return float(torch.sum(a @ b))
+            dtype = getattr(torch, self.dtype)
+            return (torch.tensor(a, device=dev, dtype=dtype),
+                    torch.tensor(b, device=dev, dtype=dtype))
+        return float(torch.sum(a @ b, dtype=torch.float32))
 
     def _tensorflow(self, a, b, prepare=False):
         import tensorflow as tf
 
         if prepare:
-            self._graph = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
-            return tf.constant(a), tf.constant(b)
+            self._graph = tf.function(
+                lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y), tf.float32)))
+            return tf.cast(tf.constant(a), self.dtype), tf.cast(tf.constant(b), self.dtype)
         return float(self._graph(a, b))
 
     def time_matmul(self):

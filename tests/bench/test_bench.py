@@ -65,6 +65,25 @@ def test_train_row_has_every_measure(toy_run):
         assert "peft" in train["rows"]
 
 
+def test_train_step_runs_in_bfloat16_too(toy_run):
+    """The bfloat16 rows: our backbone and PEFT's model in bfloat16, against a bfloat16 peak."""
+    backend, results, _, _ = toy_run
+    train = results["suites"]["train"]
+    assert train["dtypes"] == ["float32", "bfloat16"]
+    row = train["rows"][f"{backend} bf16"]
+    assert row["dtype"] == "bfloat16"
+    assert train["setup"][f"{backend} bf16"]["dtype"] == "bfloat16"  # the backbone's compute
+    for key in ("step_s", "forward_s", "share_of_peak", "share_of_float32_peak"):
+        assert row[key] is not None and row[key] > 0, key
+    assert train["matmul_peak_by_dtype"]["bfloat16"] > 0
+    names = [v["name"] for v in results["verdicts"]]
+    assert "Train step, bfloat16 vs PEFT bfloat16, every backend" in names
+    if baselines():
+        peft = train["setup"]["peft bf16"]
+        assert peft["dtype"] == "bfloat16" and peft["prompt_dtype"] == "float32"
+        assert row["speedup_vs_peft_same_dtype"] > 0
+
+
 def test_agreements(toy_run):
     backend, results, _, _ = toy_run
     serving = results["suites"]["serving"]["rows"][backend]
