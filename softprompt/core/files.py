@@ -36,14 +36,22 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 def embedding_fingerprint(matrix) -> str:
     """A short, stable fingerprint of a token embedding matrix.
 
-    Hashes the shape and a fixed subsample of rows rounded to float16, so the
-    same checkpoint gives the same value on every backend and dtype.
+    Hashes the shape and a fixed subsample of rows rounded to bfloat16 (round to
+    nearest even, as every framework casts), so the same checkpoint gives the same
+    value on every backend and in float32, ``bfloat16`` and ``mixed_bfloat16``: a prompt
+    trained with ``--dtype bfloat16`` loads into the float32 model without a warning.
+
+    Example:
+        >>> embedding_fingerprint(model.embedding_matrix())
+        '3f0c9a4e1b2d7c85'
     """
     matrix = np.asarray(matrix, dtype=np.float32)
     rows = np.linspace(0, matrix.shape[0] - 1, num=min(64, matrix.shape[0])).astype(np.int64)
+    bits = np.ascontiguousarray(matrix[rows]).view(np.uint32).astype(np.uint64)
+    bfloat16 = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
     h = hashlib.sha256()
     h.update(repr(matrix.shape).encode())
-    h.update(np.ascontiguousarray(matrix[rows].astype(np.float16)).tobytes())
+    h.update(bfloat16.tobytes())
     return h.hexdigest()[:16]
 
 

@@ -125,3 +125,17 @@ def test_adapter_matmul_of_bfloat16_is_the_float32_product_of_its_values():
         got = ops.convert_to_numpy(ops.cast(got, "float32")).astype(np.float64)
         # one bfloat16 rounding of the result (2^-8 relative) plus the accumulation's
         np.testing.assert_allclose(got, exact, rtol=2 ** -7, atol=2 ** -7 * np.abs(exact).max())
+
+
+def test_a_bfloat16_prompt_belongs_to_the_float32_model(preset_v10, tmp_path):
+    """Same checkpoint, either dtype: same fingerprint, so the prompt loads without a warning."""
+    import warnings
+
+    full, reduced = _models(preset_v10, "bfloat16")
+    assert reduced.identity() == full.identity()
+    path = reduced.save_prompt(tmp_path / "prompt.npy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the fingerprint warning
+        full.load_prompt(path)
+    np.testing.assert_array_equal(ops.convert_to_numpy(full.prompt.embeddings),
+                                  ops.convert_to_numpy(reduced.prompt.embeddings))
