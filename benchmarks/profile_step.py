@@ -9,7 +9,11 @@ no torch-based implementation of the same FLOPs can be much faster than the othe
 ``--ensemble`` profiles suite 4's ensemble instead: rank classification of 16 inputs under 5
 prompts in one pass (80 rows) vs 5 passes of 16 rows, on keras' torch backend.
 
-Run: ``python -m benchmarks.profile_step [--ensemble] [--threads N] [--rows 12]`` (a minute).
+``--dtype bfloat16`` profiles both train steps with the frozen model in bfloat16 (ours:
+`PromptedT5` over a bfloat16 backbone; PEFT: the model in bfloat16, its prompt float32).
+
+Run: ``python -m benchmarks.profile_step [--ensemble] [--dtype D] [--threads N] [--rows 12]``
+(a minute).
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", type=int, default=12)
     parser.add_argument("--ensemble", action="store_true")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     args = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = "torch"
     import torch
     from torch.profiler import ProfilerActivity, profile
 
     torch.set_num_threads(args.threads)
-    steps = _ensemble_calls() if args.ensemble else _train_steps()
+    steps = _ensemble_calls() if args.ensemble else _train_steps(args.dtype)
     for name, step in steps.items():
         step()  # warm
         started = time.perf_counter()
@@ -49,17 +54,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def _train_steps() -> dict:
+def _train_steps(dtype: str = "float32") -> dict:
     from benchmarks.cases.hf_cases import PeftTrain
     from benchmarks.cases.keras_cases import prompted, train_batch
     from benchmarks.profiles import PROFILES
 
     p = PROFILES["short"]
     spec = p.train_model.to_dict()
-    ours = prompted(spec, p.prompt_length)
+    ours = prompted(spec, p.prompt_length, dtype=dtype)
     ours.compile()
     x, y, w = train_batch(p.batch, p.input_length, p.target_length, spec["vocabulary_size"])
-    peft = PeftTrain(spec, p.batch, p.input_length, p.prompt_length, p.target_length)
+    peft = PeftTrain(spec, p.batch, p.input_length, p.prompt_length, p.target_length,
+                     dtype=dtype)
     peft.setup()
     return {"keras (torch backend)": lambda: ours.train_on_batch(x, y, sample_weight=w),
             "PEFT": peft.time_step}
