@@ -5,13 +5,22 @@ softmax(Q K^T + bias) V for T5-small's encoder shape (batch 8, 228 tokens, 8 hea
 - ``keras-hub``: the values weighted by ``einsum("bnqk,bknd->bqnd")``, as keras-hub writes it;
 - ``heads-first``: that product as a heads-first batched matmul (what `t5_blocks` does);
 - ``fused``: ``keras.ops.dot_product_attention`` (what `t5_blocks` does where
-  `Adapter.fused_attention` says so).
+  `Adapter.fused_attention` says so);
+- ``t5_blocks``: `softprompt.core.t5_blocks.attention_core` itself (the backend's choice
+  of the above; in bfloat16 the products go through `Adapter.matmul` and the softmax runs
+  in float32);
+- ``plain-products`` (``--dtype bfloat16`` only): the same with plain ``ops.matmul``
+  products, i.e. without the adapter's hint (on JAX: float32 accumulation and its own
+  VJP; on torch and TensorFlow the two are the same).
+
+``--dtype bfloat16`` runs every variant on bfloat16 queries, keys, values and bias.
 
 Each backend runs in its own process (keras fixes its backend at import); every variant is
 timed forward and forward + gradient (w.r.t. queries, keys and values), best of `--repeats`,
 and printed as milliseconds and as a ratio to keras-hub's form measured in the same process.
 
-Run: ``python -m benchmarks.attention_core [--backends jax,torch,tensorflow] [--repeats 15]``.
+Run: ``python -m benchmarks.attention_core [--backends jax,torch,tensorflow] [--dtype D]
+[--repeats 15]``.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import time
 SHAPE = (8, 228, 8, 64)  # batch, length, heads, head_dim
 
 
-def _variants(ops):
+def _variants(ops, dtype="float32"):
     def scores(q, k, b):
         return ops.softmax(ops.einsum("bqnd,bknd->bnqk", q, k) + b, axis=-1)
 
@@ -40,7 +49,23 @@ def _variants(ops):
     def fused(q, k, v, b):
         return ops.dot_product_attention(q, k, v, bias=b, scale=1.0)
 
-    return {"keras-hub": keras_hub, "heads-first": heads_first, "fused": fused}
+    from softprompt.core import t5_blocks
+
+    def ours(q, k, v, b):
+        return t5_blocks.attention_core(q, k, v, b)
+
+    variants = {"keras-hub": keras_hub, "heads-first": heads_first, "fused": fused,
+                "t5_blocks": ours}
+    if dtype != "float32":
+        def plain_products(q, k, v, b):
+            scores = ops.matmul(ops.transpose(q, (0, 2, 1, 3)), ops.transpose(k, (0, 2, 3, 1)))
+            scores = ops.cast(scores, "float32") + ops.cast(b, "float32")
+            weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
+            return ops.transpose(ops.matmul(weights, ops.transpose(v, (0, 2, 1, 3))),
+                                 (0, 2, 1, 3))
+
+        variants["plain-products"] = plain_products
+    return variants
 
 
 def _compile(backend, fn):
@@ -49,7 +74,8 @@ def _compile(backend, fn):
         import jax
         import jax.numpy as jnp
 
-        grad = jax.grad(lambda q, k, v, b: jnp.sum(fn(q, k, v, b) ** 2), argnums=(0, 1, 2))
+        grad = jax.grad(lambda q, k, v, b: jnp.sum(fn(q, k, v, b).astype("float32") ** 2),
+                        argnums=(0, 1, 2))
         return jax.jit(fn), jax.jit(grad)
     if backend == "tensorflow":
         import tensorflow as tf
@@ -57,7 +83,7 @@ def _compile(backend, fn):
         def grad(q, k, v, b):
             with tf.GradientTape() as tape:
                 tape.watch([q, k, v])
-                loss = tf.reduce_sum(fn(q, k, v, b) ** 2)
+                loss = tf.reduce_sum(tf.cast(fn(q, k, v, b), tf.float32) ** 2)
             return tape.gradient(loss, [q, k, v])
 
         return tf.function(fn), tf.function(grad)
@@ -65,33 +91,36 @@ def _compile(backend, fn):
 
     def torch_grad(q, k, v, b):
         q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
-        return torch.autograd.grad((fn(q, k, v, b) ** 2).sum(), (q, k, v))
+        return torch.autograd.grad((fn(q, k, v, b).float() ** 2).sum(), (q, k, v))
 
     return fn, torch_grad
 
 
-def measure(backend: str, repeats: int) -> dict:
+def measure(backend: str, repeats: int, dtype: str = "float32") -> dict:
     os.environ["KERAS_BACKEND"] = backend
     import numpy as np
     from keras import ops
 
     rng = np.random.default_rng(0)
-    q, k, v = (ops.convert_to_tensor(rng.standard_normal(SHAPE, dtype=np.float32))
-               for _ in range(3))
+    q, k, v = (ops.cast(rng.standard_normal(SHAPE, dtype=np.float32), dtype) for _ in range(3))
     b, s, h, _ = SHAPE
-    bias = ops.convert_to_tensor(rng.standard_normal((b, h, s, s), dtype=np.float32))
+    bias = ops.cast(rng.standard_normal((b, h, s, s), dtype=np.float32), dtype)
 
     def best(f):
-        ops.convert_to_numpy(ops.sum(ops.stack([ops.sum(t) for t in _flat(f())])))
+        def block():
+            sums = [ops.sum(ops.cast(t, "float32")) for t in _flat(f())]
+            ops.convert_to_numpy(ops.sum(ops.stack(sums)))
+
+        block()
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            ops.convert_to_numpy(ops.sum(ops.stack([ops.sum(t) for t in _flat(f())])))
+            block()
             times.append(time.perf_counter() - start)
         return 1e3 * min(times)
 
     out = {}
-    for name, fn in _variants(ops).items():
+    for name, fn in _variants(ops, dtype).items():
         forward, grad = _compile(backend, fn)
         out[name] = {"forward_ms": best(lambda f=forward: f(q, k, v, bias)),
                      "with_gradient_ms": best(lambda g=grad: g(q, k, v, bias))}
@@ -106,19 +135,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="jax,torch,tensorflow")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(measure(args.worker, args.repeats)))
+        print(json.dumps(measure(args.worker, args.repeats, args.dtype)))
         return 0
-    print(f"attention core, shape (batch, length, heads, head_dim) = {SHAPE}; best of "
+    print(f"attention core, {args.dtype}, shape (batch, length, heads, head_dim) = {SHAPE}; best of "
           f"{args.repeats}; ratio = keras-hub's time / this variant's (same process)")
     print(f"{'backend':11s} {'variant':12s} {'forward ms':>10s} {'ratio':>6s} "
           f"{'fwd+grad ms':>11s} {'ratio':>6s}")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     for backend in args.backends.split(","):
         done = subprocess.run([sys.executable, "-m", "benchmarks.attention_core", "--worker",
-                               backend, "--repeats", str(args.repeats)],
+                               backend, "--repeats", str(args.repeats), "--dtype", args.dtype],
                               capture_output=True, text=True, env=env, check=True)
         rows = json.loads(done.stdout.strip().splitlines()[-1])
         base = rows["keras-hub"]

@@ -205,8 +205,9 @@ class Adapter:
     #: `jit_compile` value to give `keras.Model.compile` by default.
     default_jit_compile: bool | str = "auto"
     #: Whether `keras.ops.dot_product_attention` beats softmax(QK^T + bias) V written
-    #: out (`softprompt.core.t5_blocks`); measured per framework by `benchmarks/attention_core.py`.
-    fused_attention: bool = False
+    #: out (`softprompt.core.t5_blocks`): a bool, or the compute dtypes where it does;
+    #: measured per framework by `benchmarks/attention_core.py [--dtype D]`.
+    fused_attention: bool | tuple[str, ...] = False
 
     def version(self) -> str:
         raise NotImplementedError

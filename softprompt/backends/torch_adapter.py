@@ -143,9 +143,11 @@ class TorchDistribution(Distribution):
 
 class TorchAdapter(Adapter):
     name = "torch"
-    #: torch's scaled-dot-product attention: 8.8 ms vs 11.2 ms written out (T5-small
-    #: attention, 8 x 228 tokens, CPU; `benchmarks/attention_core.py`).
-    fused_attention = True
+    #: torch's scaled-dot-product attention in float32: 8.8 ms vs 11.2 ms written out
+    #: (T5-small attention, 8 x 228 tokens, CPU; `benchmarks/attention_core.py`); in
+    #: bfloat16 its CPU kernel is the slower one (forward + gradient 53.1 ms vs 40.5 ms
+    #: written out with a float32 softmax, one core; `--dtype bfloat16`).
+    fused_attention = ("float32",)
     # Keras runs torch eagerly; torch.compile is opt-in (jit_compile=True).
     default_jit_compile = False
 

@@ -65,7 +65,10 @@ _TASK_ARGS = ("template", "target_field", "labels")
 @click.option("--devices", type=int, default=None, help="Use the first N devices.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "mixed_bfloat16"]),
               default="float32", show_default=True,
-              help="Backbone weights/compute dtype (the prompt stays float32).")
+              help="Frozen backbone's weights/compute dtype; the prompt stays float32. bfloat16 "
+                   "pays where the hardware multiplies bfloat16 natively (measured on a CPU "
+                   "with AVX512-BF16: 1.3-1.8x faster train steps, README); norms, softmax "
+                   "and logits stay float32.")
 @click.option("--out", default="runs/softprompt", show_default=True,
               help="The run directory.")
 @click.option("--resume", is_flag=True,

@@ -139,6 +139,9 @@ class PromptedT5(keras.Model):
         when `init_text` is, ``file`` when `init_file` is, else
         ``sampled-vocab``. `dropout` overrides the backbone's dropout rate
         (used only when ``training=True``; the official runs used 0.1).
+        ``dtype="bfloat16"`` (or ``"mixed_bfloat16"``) runs the frozen backbone in
+        bfloat16 with float32 layer norms, softmax and logits (`softprompt.core.t5_blocks`);
+        the prompt stays float32.
 
         Example:
             >>> model = PromptedT5.from_preset("./t5_lm_adapt_base", prompt_length=100,

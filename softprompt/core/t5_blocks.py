@@ -10,15 +10,16 @@ and weights), with a faster attention core (issue 9):
   8 x 228 tokens, forward: JAX 38.0 -> 11.6 ms, torch 21.1 -> 11.2 ms, TensorFlow
   unchanged; `python -m benchmarks.attention_core`);
 - where the backend adapter says its fused kernel is faster
-  (`Adapter.fused_attention`: torch's scaled-dot-product attention on CPU, 8.8 ms),
+  (`Adapter.fused_attention`: torch's scaled-dot-product attention on CPU in float32,
+  8.8 ms),
   and no attention dropout is active, `keras.ops.dot_product_attention` with T5's
   unscaled scores (``scale=1``) and the position bias (mask folded in) as its bias.
 
 Reduced precision (``bfloat16`` or ``mixed_bfloat16`` dtype policies, the CLI's
 ``--dtype``): the residual stream and the matrix products run in bfloat16, as in T5X;
-as T5X and transformers do, the RMS layer norms and the attention softmax run in
-float32 (`layer_norm`, `attention`) and the LM head returns float32 logits
-(`lm_head`). Every product goes through `Adapter.matmul`, which lets a backend pick
+the RMS layer norms (as T5X and transformers do) and the attention softmax run in
+float32 (`layer_norm`, `attention_core`) and the LM head returns float32 logits, as
+T5X's does (`lm_head`). Every product goes through `Adapter.matmul`, which lets a backend pick
 its fast bfloat16 kernel (JAX: float32 accumulation, see `JaxAdapter.matmul`). In
 float32 all of this computes exactly what keras-hub's layers compute.
 
@@ -38,8 +39,14 @@ def _adapter():
     return backends.current()
 
 
-def _fused_attention() -> bool:
-    return bool(getattr(_adapter(), "fused_attention", False))
+def _fused_attention(dtype) -> bool:
+    """Whether the adapter's `fused_attention` asks for the fused kernel in `dtype`."""
+    fused = getattr(_adapter(), "fused_attention", False)
+    if isinstance(fused, (tuple, list, set, frozenset)):
+        import keras
+
+        return keras.backend.standardize_dtype(dtype) in fused
+    return bool(fused)
 
 
 def matmul(a, b):
@@ -141,24 +148,39 @@ def attention(layer, hidden_states, mask=None, key_value_states=None, position_b
             additive = (1.0 - ops.cast(mask[:, None, :, :], position_bias.dtype)) * -1e9
             position_bias = position_bias + additive
 
-    dropout = layer.dropout_layer
-    if _fused_attention() and not (training and dropout.rate > 0):
+    output = attention_core(query, key, value, position_bias, layer.dropout_layer, training)
+    output = ops.reshape(output, (batch_size, -1, layer.inner_dim))
+    return project(layer.output_projector, output), position_bias, cache
+
+
+def attention_core(query, key, value, position_bias, dropout=None, training=False):
+    """``softmax(Q K^T + bias) V`` of T5 (unscaled scores), ``(batch, length, heads, dim)`` in and out.
+
+    The fused kernel where the adapter asks for it and no dropout is active; otherwise
+    written out, with the weighted values as a heads-first matmul, and in reduced
+    precision with both products through `matmul` and the softmax in float32.
+
+    Example:
+        >>> out = attention_core(q, k, v, position_bias)   # position_bias: (1|b, heads, q, k)
+    """
+    batch_size, seq_length, heads = ops.shape(query)[0], ops.shape(query)[1], ops.shape(query)[2]
+    key_length = ops.shape(key)[1]
+    dropping = dropout is not None and training and dropout.rate > 0
+    if _fused_attention(query.dtype) and not dropping:
         bias = ops.cast(position_bias, query.dtype)
         # dot_product_attention needs a bias broadcast to (batch, heads, q, k)
         bias = ops.broadcast_to(bias, (batch_size, heads, seq_length, key_length))
-        output = ops.dot_product_attention(query, key, value, bias=bias, scale=1.0)
-    else:
-        if query.dtype == "float32":
-            scores = ops.einsum("bqnd,bknd->bnqk", query, key)
-        else:  # reduced precision: the products through the adapter, softmax in float32
-            scores = matmul(ops.transpose(query, (0, 2, 1, 3)), ops.transpose(key, (0, 2, 3, 1)))
-        scores = ops.cast(scores, "float32") + ops.cast(position_bias, "float32")
-        weights = ops.cast(ops.softmax(scores, axis=-1), value.dtype)
+        return ops.dot_product_attention(query, key, value, bias=bias, scale=1.0)
+    if query.dtype == "float32":
+        scores = ops.einsum("bqnd,bknd->bnqk", query, key)
+    else:  # reduced precision: the products through the adapter, softmax in float32
+        scores = matmul(ops.transpose(query, (0, 2, 1, 3)), ops.transpose(key, (0, 2, 3, 1)))
+    scores = ops.cast(scores, "float32") + ops.cast(position_bias, "float32")
+    weights = ops.cast(ops.softmax(scores, axis=-1), value.dtype)
+    if dropout is not None:
         weights = dropout(weights, training=training)
-        heads_first = matmul(weights, ops.transpose(value, (0, 2, 1, 3)))
-        output = ops.transpose(heads_first, (0, 2, 1, 3))
-    output = ops.reshape(output, (batch_size, -1, layer.inner_dim))
-    return project(layer.output_projector, output), position_bias, cache
+    heads_first = matmul(weights, ops.transpose(value, (0, 2, 1, 3)))
+    return ops.transpose(heads_first, (0, 2, 1, 3))
 
 
 def _self_attention_mask(hidden_states, attention_mask, cache, cache_update_index):
