@@ -1,0 +1,83 @@
+"""JAX's bfloat16 products, three ways, in one train step: the measurement behind `JaxAdapter.matmul`.
+
+The suite-1 train step (T5-small shape, batch 8, 128 input tokens + prompt 100, 8
+targets) with the frozen backbone in bfloat16, built three times in one process, each
+traced with a different `JaxAdapter.matmul`:
+
+- ``adapter``: what softprompt does: float32 accumulation (``preferred_element_type``)
+  forward, and the backward products written out the same way (`reduced_matmul`);
+- ``autodiff``: float32 accumulation forward, JAX's own transpose for the backward (whose
+  products are plain bfloat16 ``dot``s);
+- ``plain``: ``keras.ops.matmul`` on bfloat16 operands throughout.
+
+Steps are timed round-robin (`--rounds` rounds after one warm-up each) and printed as the
+median step time and its ratio to ``adapter``'s, both from this one run.
+
+Run: ``python -m benchmarks.jax_products [--rounds 5]`` (a few minutes on one core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+
+def _variants():
+    import jax.numpy as jnp
+    import keras
+
+    from softprompt.backends.jax_adapter import JaxAdapter
+
+    adapter_matmul = JaxAdapter.matmul
+
+    def autodiff(self, a, b):
+        if str(a.dtype) == "bfloat16" and str(b.dtype) == "bfloat16" and a.ndim >= 2:
+            return jnp.matmul(a, b, preferred_element_type=jnp.float32).astype(a.dtype)
+        return keras.ops.matmul(a, b)
+
+    def plain(self, a, b):
+        return keras.ops.matmul(a, b)
+
+    return {"adapter": adapter_matmul, "autodiff": autodiff, "plain": plain}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    os.environ["KERAS_BACKEND"] = "jax"
+    from benchmarks.cases.keras_cases import TrainStep
+    from benchmarks.profiles import PROFILES
+    from softprompt.backends.jax_adapter import JaxAdapter
+
+    p = PROFILES["short"]
+    cases = {}
+    original = JaxAdapter.matmul
+    try:
+        for name, matmul in _variants().items():
+            JaxAdapter.matmul = matmul
+            case = TrainStep(p.train_model.to_dict(), p.batch, p.input_length, p.prompt_length,
+                             p.target_length, dtype="bfloat16")
+            case.setup()  # traces and compiles the step with this matmul
+            case.time_step()
+            cases[name] = case
+    finally:
+        JaxAdapter.matmul = original
+    times = {name: [] for name in cases}
+    for _ in range(args.rounds):
+        for name, case in cases.items():
+            started = time.perf_counter()
+            case.time_step()
+            times[name].append(time.perf_counter() - started)
+    base = statistics.median(times["adapter"])
+    print(f"JAX train step, bfloat16 backbone, T5-small shape; median of {args.rounds} rounds")
+    for name, t in times.items():
+        median = statistics.median(t)
+        print(f"{name:9s} {median:7.3f} s   {median / base:5.2f}x the adapter's time")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
