@@ -27,6 +27,8 @@ from benchmarks.profiles import PROFILES
 from benchmarks.suites import SUITES, Context
 
 BACKENDS = ("jax", "torch", "tensorflow")
+#: train-step dtypes (suite 1): the frozen backbone's keras dtype policy
+DTYPES = ("float32", "bfloat16", "mixed_bfloat16")
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
 
 
@@ -85,7 +87,7 @@ def _load() -> str:
 
 def run(profile: str = "short", backends=None, out=None, suites=None, rounds=None,
         torch_compile: bool = False, baselines: bool = True, threads: int | None = None,
-        log=None) -> tuple[dict, str, Path]:
+        dtypes=None, log=None) -> tuple[dict, str, Path]:
     """Run the suites; returns ``(results, markdown, out_dir)`` after writing both files.
 
     Args:
@@ -98,6 +100,8 @@ def run(profile: str = "short", backends=None, out=None, suites=None, rounds=Non
         baselines: run PEFT/transformers when they are installed.
         threads: pin every worker to this many intra-op threads (default: the profile's,
             which is each framework's own default except in the toy profile).
+        dtypes: the train step's dtypes, from ``float32, bfloat16, mixed_bfloat16``
+            (default: the profile's, float32 and bfloat16).
         log: a ``str -> None`` for progress (default: stderr).
     """
     import dataclasses
@@ -121,6 +125,13 @@ def run(profile: str = "short", backends=None, out=None, suites=None, rounds=Non
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         prof = dataclasses.replace(prof, threads=threads)
+    if dtypes is not None:
+        dtypes = list(dtypes)
+        unknown = [d for d in dtypes if d not in DTYPES]
+        if unknown or not dtypes:
+            raise ValueError(f"unknown dtype {', '.join(unknown) or '(none)'}: expected some of "
+                             f"{', '.join(DTYPES)}")
+        prof = dataclasses.replace(prof, train_dtypes=tuple(dtypes))
     out = Path(out) if out else DEFAULT_OUT
     out.mkdir(parents=True, exist_ok=True)
     hf = baselines and peft_available()
@@ -162,6 +173,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-baselines", action="store_true", help="skip PEFT/transformers")
     parser.add_argument("--threads", type=int, default=None,
                         help="pin every worker to N intra-op threads (default: all cores)")
+    parser.add_argument("--dtypes", default=None,
+                        help=f"train step dtypes, comma-separated: {', '.join(DTYPES)} "
+                             "(default: float32,bfloat16)")
     parser.add_argument("--out", default=None, help=f"output directory (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     try:
@@ -171,6 +185,7 @@ def main(argv=None) -> int:
             out=args.out, suites=parse_list(args.suites, tuple(SUITES), "suite"),
             rounds=args.rounds, torch_compile=args.torch_compile,
             baselines=not args.no_baselines, threads=args.threads,
+            dtypes=parse_list(args.dtypes, DTYPES, "dtype"),
         )
     except ValueError as err:
         parser.error(str(err))

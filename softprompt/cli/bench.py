@@ -51,6 +51,9 @@ def load_suite():
               help="Also time the torch train step under torch.compile.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Pin every worker to N intra-op threads (default: each framework's own).")
+@click.option("--dtypes", default=None,
+              help="Comma-separated train-step dtypes of the frozen model: float32, bfloat16, "
+                   "mixed_bfloat16 (default: float32,bfloat16; PEFT runs in each).")
 @click.option("--no-baselines", is_flag=True,
               help="Skip the PEFT/transformers baselines even when they are installed.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -58,7 +61,7 @@ def load_suite():
 @click.option("--profile", type=click.Choice(["toy", "short", "full"]), default=None, hidden=True,
               help="Sizes by name (toy: the test's; --full is --profile full).")
 @user_errors
-def bench(backends, full, suites, rounds, torch_compile, threads, no_baselines, out,
+def bench(backends, full, suites, rounds, torch_compile, threads, dtypes, no_baselines, out,
           profile):
     """Benchmark prompt tuning on this machine, against PEFT and the machine's matmul peak.
 
@@ -84,7 +87,7 @@ def bench(backends, full, suites, rounds, torch_compile, threads, no_baselines, 
         backends=suite.parse_list(backends, suite.BACKENDS, "backend"),
         suites=suite.parse_list(suites, tuple(suite.SUITES), "suite"),
         rounds=rounds, torch_compile=torch_compile, baselines=not no_baselines, out=out,
-        threads=threads,
+        threads=threads, dtypes=suite.parse_list(dtypes, suite.DTYPES, "dtype"),
         log=lambda line: click.echo(line, err=True),
     )
     click.echo(text)

@@ -115,3 +115,11 @@ def test_bad_backend_is_a_usage_error():
     result = CliRunner().invoke(cli, ["bench", "--backends", "numpy"])
     assert result.exit_code == 2
     assert "unknown backend numpy" in result.output
+
+
+def test_bad_dtype_is_a_usage_error():
+    from softprompt.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["bench", "--dtypes", "float32,float64"])
+    assert result.exit_code == 2
+    assert "unknown dtype float64" in result.output
