@@ -51,6 +51,33 @@ def backend_option(f):
     )(f)
 
 
+def _set_dtype(ctx, param, value):
+    if value is None or value == "float32":
+        return value
+    from softprompt import backends
+
+    backends.current().set_dtype(value)  # keras' policy for the models built afterwards
+    return value
+
+
+def dtype_option(f):
+    """``--dtype float32|bfloat16|mixed_bfloat16``: the frozen model's dtype policy.
+
+    Applied when the options are parsed, before any model is built (after
+    ``--backend``, which is eager). The prompt stays float32.
+    """
+    return click.option(
+        "--dtype",
+        type=click.Choice(["float32", "bfloat16", "mixed_bfloat16"]),
+        default="float32",
+        show_default=True,
+        expose_value=False,
+        callback=_set_dtype,
+        help="Frozen model's weights/compute dtype (bfloat16: faster and half the memory where "
+             "the hardware multiplies bfloat16; norms, softmax and logits stay float32).",
+    )(f)
+
+
 def debug_option(f):
     return click.option(
         "--debug", is_flag=True, default=False, help="Show full tracebacks on errors."

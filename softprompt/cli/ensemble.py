@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from softprompt.cli.common import backend_option, user_errors
+from softprompt.cli.common import backend_option, dtype_option, user_errors
 from softprompt.cli.evaluate import echo_table, make_task, task_options, write_json
 
 
 @click.command("ensemble")
 @backend_option
+@dtype_option
 @click.option("--prompt", "prompt_files", multiple=True, required=True,
               type=click.Path(dir_okay=False),
               help="A prompt file; repeat for each member of the ensemble.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from softprompt.cli.common import backend_option, user_errors
+from softprompt.cli.common import backend_option, dtype_option, user_errors
 
 # ---------------------------------------------------------------------- shared by commands
 
@@ -78,6 +78,7 @@ def write_json(path, data) -> None:
 
 @click.command("eval")
 @backend_option
+@dtype_option
 @click.option("--prompt", "prompt_file", required=True, type=click.Path(dir_okay=False),
               help="The prompt file (.npy; its .json sidecar names the model).")
 @task_options

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from softprompt.cli.common import backend_option, user_errors
+from softprompt.cli.common import backend_option, dtype_option, user_errors
 
 
 def prompt_files(specs) -> dict[str, Path]:
@@ -67,6 +67,7 @@ def read_requests(path) -> list[tuple[str, dict]]:
 
 @click.command("predict")
 @backend_option
+@dtype_option
 @click.option("--prompt", "prompt_specs", multiple=True, required=True,
               help="NAME=FILE (repeatable), or a prompt file, or a directory of prompt files "
                    "(named by file stem).")

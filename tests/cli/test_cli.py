@@ -155,6 +155,36 @@ def test_eval_reproduces_the_recorded_dev_score(runner, cli, trained, task_dir, 
     assert "accuracy" in result.stdout and "f1_multiclass" in result.stdout
 
 
+def test_eval_in_bfloat16(runner, cli, trained, task_dir, tmp_path):
+    """``--dtype bfloat16`` builds the frozen model in bfloat16 and evaluates the same prompt."""
+    import keras
+
+    from softprompt.core import evaluate
+
+    seen = []
+    original = evaluate.evaluate
+
+    def spy(model, *args, **kwargs):
+        seen.append(model.backbone.compute_dtype)
+        return original(model, *args, **kwargs)
+
+    output = tmp_path / "metrics.json"
+    try:
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(evaluate, "evaluate", spy)
+            result = runner.invoke(cli, ["eval", "--prompt", str(trained / "best.npy"), "--data",
+                                         str(task_dir), "--dtype", "bfloat16",
+                                         "--output", str(output)])
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert result.exit_code == 0, result.output
+    assert seen == ["bfloat16"]
+    metrics = json.loads(output.read_text())["metrics"]
+    assert set(metrics) == set(load_prompt(trained / "best.npy")[1]["metrics"])
+    bad = runner.invoke(cli, ["eval", "--prompt", str(trained / "best.npy"), "--dtype", "int8"])
+    assert bad.exit_code == 2 and "int8" in bad.output
+
+
 def test_eval_of_a_prompt_without_sidecar_needs_a_preset(runner, cli, trained, task_dir,
                                                           preset_v11, tmp_path):
     bare = tmp_path / "official_prompt"  # the official code's files: .npy data, no extension
