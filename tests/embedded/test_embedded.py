@@ -113,7 +113,9 @@ def test_a_short_rebuild_writes_a_loadable_preset(tmp_path):
         "--lm-lines", "150", "--task-pairs", "150", "--out", str(out),
         "--work", str(tmp_path / "work"), "--no-demo-data", "--no-check",
         "--backend", os.environ.get("KERAS_BACKEND", "tensorflow"),
-    ], cwd=tmp_path)
+    ], cwd=tmp_path, env={**os.environ,  # this checkout's package, installed or not
+                          "PYTHONPATH": os.pathsep.join(filter(None, [
+                              str(ROOT), os.environ.get("PYTHONPATH")]))})
     assert code == 0
     from softprompt.core.model import PromptedT5
 
