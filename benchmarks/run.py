@@ -25,10 +25,9 @@ from benchmarks import report
 from benchmarks.pool import HF, ROOT, Pool
 from benchmarks.profiles import PROFILES
 from benchmarks.suites import SUITES, Context
+from softprompt.backends.base import DTYPES  # the train step's dtypes (suite 1)
 
 BACKENDS = ("jax", "torch", "tensorflow")
-#: train-step dtypes (suite 1): the frozen backbone's keras dtype policy
-DTYPES = ("float32", "bfloat16", "mixed_bfloat16")
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
 
 

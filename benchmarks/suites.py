@@ -163,12 +163,10 @@ def train_step(ctx: Context) -> dict:
     shape_info = next((s["shape"] for s in setups.values() if "shape" in s), None)
     flops = step_flops(**shape, **shape_info) if shape_info else None
     rows = {}
-    labels = [v[0] for v in variants] + [_tagged("peft", d) for d in dtypes] + ["peft-1thread"]
-    for label in labels:
+    for label, dtype in row_dtype.items():  # every contender set up, in set-up order
         step, forward = _median(m, f"{label} step"), _median(m, f"{label} forward")
         if step is None:
             continue
-        dtype = row_dtype.get(label, "float32")
         same = _tagged("peft", dtype)
         row = {"dtype": dtype,
                "step_s": step, "forward_s": forward,

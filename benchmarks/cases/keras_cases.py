@@ -18,12 +18,16 @@ from benchmarks.cases import Case, memory, reset_peak_rss, rss_mb
 _BACKBONES: dict = {}
 
 
+def _backbone_key(model: dict | None, hf_dir: str | None):
+    return hf_dir or tuple(sorted(model.items()))
+
+
 def backbone_for(model: dict | None = None, hf_dir: str | None = None):
     """A random keras-hub T5 of `model` (a `ModelSpec` dict), or the HF checkpoint `hf_dir`.
 
     Built once per worker and shared by its cases (the backbone is frozen).
     """
-    key = hf_dir or tuple(sorted(model.items()))
+    key = _backbone_key(model, hf_dir)
     if key not in _BACKBONES:
         if hf_dir:
             from softprompt.core.convert_hf import load_hf_t5
@@ -43,7 +47,7 @@ def backbone_in(dtype: str, model: dict | None = None, hf_dir: str | None = None
     backbone = backbone_for(model, hf_dir)
     if dtype == "float32":
         return backbone
-    key = (hf_dir or tuple(sorted(model.items())), dtype)
+    key = (_backbone_key(model, hf_dir), dtype)
     if key not in _BACKBONES:
         import keras_hub
 

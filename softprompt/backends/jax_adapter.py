@@ -16,6 +16,7 @@ batch (`shard_batch`), and rank 0 writes the files.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 
@@ -172,9 +173,7 @@ class JaxDistribution(Distribution):
             multihost_utils.sync_global_devices("softprompt")
 
 
-_REDUCED_MATMUL = []
-
-
+@functools.cache
 def reduced_matmul():
     """``matmul(a, b)`` for bfloat16/float16 operands of rank >= 2, float32 accumulation.
 
@@ -187,8 +186,6 @@ def reduced_matmul():
     Example:
         >>> reduced_matmul()(x.astype("bfloat16"), kernel.astype("bfloat16"))
     """
-    if _REDUCED_MATMUL:
-        return _REDUCED_MATMUL[0]
     import jax
     import jax.numpy as jnp
 
@@ -220,7 +217,6 @@ def reduced_matmul():
         return da.astype(a.dtype), db.astype(b.dtype)
 
     matmul.defvjp(forward, backward)
-    _REDUCED_MATMUL.append(matmul)
     return matmul
 
 
@@ -258,8 +254,9 @@ class JaxAdapter(Adapter):
 
         XLA on CPU runs a plain bfloat16 ``dot`` at about the float32 speed, but with
         a float32 result type (``preferred_element_type``) at about twice it
-        (`benchmarks/measured`); autodiff's own transpose of such a product would be a
-        plain one again, so the gradient products are written out (`reduced_matmul`).
+        (`benchmarks/cases/peak.py`); autodiff's own transpose of such a product would be
+        a plain one again, so the gradient products are written out (`reduced_matmul`;
+        the whole train step: `python -m benchmarks.jax_products`).
         Other dtypes: `keras.ops.matmul`.
         """
         import jax

@@ -145,8 +145,9 @@ class TorchAdapter(Adapter):
     name = "torch"
     #: torch's scaled-dot-product attention in float32: 8.8 ms vs 11.2 ms written out
     #: (T5-small attention, 8 x 228 tokens, CPU; `benchmarks/attention_core.py`); in
-    #: bfloat16 its CPU kernel is the slower one (forward + gradient 53.1 ms vs 40.5 ms
-    #: written out with a float32 softmax, one core; `--dtype bfloat16`).
+    #: bfloat16 its CPU kernel is the slower one (forward + gradient 52.2 ms vs 29.4 ms
+    #: written out with a float32 softmax, one core; `--dtype bfloat16`,
+    #: `benchmarks/measured/2026-11-26-1core-attention-core-bf16.txt`).
     fused_attention = ("float32",)
     # Keras runs torch eagerly; torch.compile is opt-in (jit_compile=True).
     default_jit_compile = False

@@ -12,6 +12,8 @@ import sys
 
 import click
 
+from softprompt.backends.base import DTYPES
+
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
@@ -68,7 +70,7 @@ def dtype_option(f):
     """
     return click.option(
         "--dtype",
-        type=click.Choice(["float32", "bfloat16", "mixed_bfloat16"]),
+        type=click.Choice(DTYPES),
         default="float32",
         show_default=True,
         expose_value=False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from softprompt.backends.base import DTYPES
 from softprompt.cli.common import EXIT_RUNTIME, backend_option, user_errors
 from softprompt.cli.evaluate import task_args, task_options
 
@@ -63,7 +64,7 @@ _TASK_ARGS = ("template", "target_field", "labels")
               help="Spread training over devices: data parallel, or model parallel (JAX).")
 @click.option("--mesh", default=None, help="DATAxMODEL device mesh for --distribution model.")
 @click.option("--devices", type=int, default=None, help="Use the first N devices.")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "mixed_bfloat16"]),
+@click.option("--dtype", type=click.Choice(DTYPES),
               default="float32", show_default=True,
               help="Frozen backbone's weights/compute dtype; the prompt stays float32. bfloat16 "
                    "pays where the hardware multiplies bfloat16 natively (measured on a CPU "

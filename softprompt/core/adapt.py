@@ -75,6 +75,7 @@ from softprompt.core.atomic import atomic_write
 from softprompt.core.batching import bucket_index, bucket_lengths, seq2seq_batch
 from softprompt.core.loss import seq2seq_loss, token_losses
 from softprompt.core.presets import resolve_preset
+from softprompt.core.t5_blocks import lm_head
 from softprompt.core.train_loop import truncate_jsonl
 
 OPTIMIZERS = ("adam", "adafactor")
@@ -356,10 +357,7 @@ class Seq2SeqLM(keras.Model):
 
     def call(self, inputs, training=False):
         bb = self.backbone
-        hidden = bb(inputs, training=training)["decoder_sequence_output"]
-        if bb.tie_embedding_weights:
-            hidden = hidden * ops.cast(bb.hidden_dim**-0.5, hidden.dtype)
-        return bb.token_embedding(hidden, reverse=True)
+        return lm_head(bb, bb(inputs, training=training)["decoder_sequence_output"])
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         return seq2seq_loss(y, y_pred, sample_weight, self.z_loss)
