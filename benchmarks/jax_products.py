@@ -1,19 +1,26 @@
-"""JAX's bfloat16 products, three ways, in one train step: the measurement behind `JaxAdapter.matmul`.
+"""JAX's products and attention core, several ways, in one train step.
 
-The suite-1 train step (T5-small shape, batch 8, 128 input tokens + prompt 100, 8
-targets) with the frozen backbone in bfloat16, built three times in one process, each
-traced with a different `JaxAdapter.matmul`:
+The measurement behind `JaxAdapter.matmul` and `JaxAdapter.attention_kernel`. The
+suite-1 train step (T5-small shape, batch 8, 128 input tokens + prompt 100, 8 targets),
+built once per variant in one process, each traced with different adapter hooks:
 
-- ``adapter``: what softprompt does: float32 accumulation (``preferred_element_type``)
-  forward, and the backward products written out the same way (`reduced_matmul`);
-- ``autodiff``: float32 accumulation forward, JAX's own transpose for the backward (whose
-  products are plain bfloat16 ``dot``s);
-- ``plain``: ``keras.ops.matmul`` on bfloat16 operands throughout.
+- ``adapter``: what softprompt does: in bfloat16, float32 accumulation
+  (``preferred_element_type``) forward, and the backward products written out the same
+  way (`reduced_matmul`); the attention core is `softmax_attention` (float32, its
+  backward written out);
+- ``xla-attention``: the same products, but the written-out attention core of
+  `t5_blocks` differentiated by XLA (no `attention_kernel`);
+- ``autodiff`` (bfloat16 only): float32 accumulation forward, JAX's own transpose for the
+  backward (whose products are plain bfloat16 ``dot``s);
+- ``plain`` (bfloat16 only): ``keras.ops.matmul`` on bfloat16 operands throughout.
+
+``--dtype float32`` runs the first two with a float32 backbone.
 
 Steps are timed round-robin (`--rounds` rounds after one warm-up each) and printed as the
 median step time and its ratio to ``adapter``'s, both from this one run.
 
-Run: ``python -m benchmarks.jax_products [--rounds 5]`` (a few minutes on one core).
+Run: ``python -m benchmarks.jax_products [--rounds 5] [--dtype D]`` (a few minutes on one
+core).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import statistics
 import time
 
 
-def _variants():
+def _variants(dtype):
     import jax.numpy as jnp
     import keras
 
@@ -40,12 +47,18 @@ def _variants():
     def plain(self, a, b):
         return keras.ops.matmul(a, b)
 
-    return {"adapter": adapter_matmul, "autodiff": autodiff, "plain": plain}
+    kernel = JaxAdapter.attention_kernel
+    variants = {"adapter": (adapter_matmul, kernel),
+                "xla-attention": (adapter_matmul, lambda self, dtype: None)}
+    if dtype != "float32":
+        variants.update(autodiff=(autodiff, kernel), plain=(plain, kernel))
+    return variants
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16")
     args = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = "jax"
     from benchmarks.cases.keras_cases import TrainStep
@@ -54,17 +67,17 @@ def main(argv=None) -> int:
 
     p = PROFILES["short"]
     cases = {}
-    original = JaxAdapter.matmul
+    original = JaxAdapter.matmul, JaxAdapter.attention_kernel
     try:
-        for name, matmul in _variants().items():
-            JaxAdapter.matmul = matmul
+        for name, (matmul, kernel) in _variants(args.dtype).items():
+            JaxAdapter.matmul, JaxAdapter.attention_kernel = matmul, kernel
             case = TrainStep(p.train_model.to_dict(), p.batch, p.input_length, p.prompt_length,
-                             p.target_length, dtype="bfloat16")
-            case.setup()  # traces and compiles the step with this matmul
+                             p.target_length, dtype=args.dtype)
+            case.setup()  # traces and compiles the step with these hooks
             case.time_step()
             cases[name] = case
     finally:
-        JaxAdapter.matmul = original
+        JaxAdapter.matmul, JaxAdapter.attention_kernel = original
     times = {name: [] for name in cases}
     for _ in range(args.rounds):
         for name, case in cases.items():
@@ -72,10 +85,10 @@ def main(argv=None) -> int:
             case.time_step()
             times[name].append(time.perf_counter() - started)
     base = statistics.median(times["adapter"])
-    print(f"JAX train step, bfloat16 backbone, T5-small shape; median of {args.rounds} rounds")
+    print(f"JAX train step, {args.dtype} backbone, T5-small shape; median of {args.rounds} rounds")
     for name, t in times.items():
         median = statistics.median(t)
-        print(f"{name:9s} {median:7.3f} s   {median / base:5.2f}x the adapter's time")
+        print(f"{name:13s} {median:7.3f} s   {median / base:5.2f}x the adapter's time")
     return 0
 
 

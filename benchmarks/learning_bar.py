@@ -22,7 +22,15 @@ On the built-in task ``animal_color`` over the embedded model ``softprompt_tiny`
 4. prompt length 1, 5, 20, 100 (sampled-vocab init, ``--steps`` steps,
    ``--length-seeds`` seeds): the best dev accuracy of each.
 
+With ``--answers`` the initializer runs also record *what* the model answers
+at each evaluation up to step ``--answers-until`` (`answer_kinds`: the
+animal's colour, the sentence's other colour, a colour the sentence does not
+name, or no colour at all), decoding the dev split once more per saved
+checkpoint.
+
     KERAS_BACKEND=tensorflow python benchmarks/learning_bar.py          # ~9 min on 2 cores
+    python benchmarks/learning_bar.py --tune-seeds 0 --lengths "" \
+        --init-steps 30 --seeds 3 --inits class-labels,sampled-vocab,uniform --answers
     python benchmarks/learning_bar.py --seeds 2 --lengths 1,20 --tune-seeds 1   # quicker
 
 Prints tables and writes ``benchmarks/results/learning_bar.json``.
@@ -73,13 +81,55 @@ def initial_prompt(init: str, seed: int, prompt_length: int):
     return prompt.astype("float32"), rms(prompt)
 
 
+ANSWER_KINDS = ("animal", "other", "absent", "not_colour")
+
+
+def answer_kinds(inputs, targets, outputs, labels) -> dict:
+    """What the greedy `outputs` are, in % of the examples (the demo's dev split).
+
+    ``animal``: the target (the animal's colour); ``other``: another label that
+    the input names (the objects' colour); ``absent``: a label the input does not
+    name; ``not_colour``: anything else (the frozen model continuing the sentence).
+    """
+    labels = set(labels)
+    counts = dict.fromkeys(ANSWER_KINDS, 0)
+    for text, target, out in zip(inputs, targets, outputs):
+        out = out.strip()
+        if out == target:
+            counts["animal"] += 1
+        elif out in labels:
+            named = {w.strip(".,;:!?") for w in text.split()}
+            counts["other" if out in named else "absent"] += 1
+        else:
+            counts["not_colour"] += 1
+    return {k: round(100 * v / max(len(outputs), 1), 1) for k, v in counts.items()}
+
+
+def _decode_dev(model, prompt, dev, answers: bool):
+    """Dev accuracy of `prompt` (greedy decoding) and, with `answers`, its `answer_kinds`."""
+    from softprompt.core import demo
+    from softprompt.core.evaluate import evaluate
+
+    model.load_prompt(prompt)
+    task = demo.task()
+    metrics, texts = evaluate(model, task, dev, "decode", batch_size=100, max_input_length=64)
+    kinds = None
+    if answers:
+        pairs = [task.format(ex) for ex in dev]
+        kinds = answer_kinds([p[0] for p in pairs], [p[1] for p in pairs], texts, task.labels)
+    return float(metrics[demo.METRIC]), kinds
+
+
 def _run(out: Path, init: str, seed: int, prompt_length: int, steps: int, eval_every: int,
-         step0: bool = False) -> dict:
-    """One prompt-tuning run of the demo; returns its dev curve, best score and movement."""
+         step0: bool = False, answers_until: int | None = None) -> dict:
+    """One prompt-tuning run of the demo; returns its dev curve, best score and movement.
+
+    With `answers_until`, also the `answer_kinds` of the start prompt and of every
+    checkpoint up to that step (``"answers"``: ``[(step, kinds), ...]``).
+    """
     import numpy as np
 
     from softprompt.core import demo
-    from softprompt.core.evaluate import evaluate
     from softprompt.core.files import load_prompt, save_prompt
     from softprompt.core.model import PromptedT5
     from softprompt.core.train import TrainConfig, train
@@ -88,14 +138,15 @@ def _run(out: Path, init: str, seed: int, prompt_length: int, steps: int, eval_e
     start, rms = initial_prompt(init, seed, prompt_length)
     init_file = out.parent / f"{out.name}-init.npy"
     save_prompt(init_file, start)
-    curve = []
-    if step0:
+    curve, answers = [], []
+    if step0 or answers_until is not None:
         model = PromptedT5.from_preset(demo.PRESET, prompt_length=prompt_length, init="zeros")
-        model.load_prompt(start)
         dev = demo.task().read(demo.DATA, "validation")
-        metrics, _ = evaluate(model, demo.task(), dev, "decode", batch_size=100,
-                              max_input_length=64)
-        curve.append((0, float(metrics[demo.METRIC])))
+        score, kinds = _decode_dev(model, start, dev, answers_until is not None)
+        if step0:
+            curve.append((0, score))
+        if kinds is not None:
+            answers.append((0, kinds))
     options = _options(out, init="file", init_file=str(init_file), prompt_length=prompt_length,
                        steps=steps, eval_every=eval_every, seed=seed)
     t0 = time.perf_counter()
@@ -103,14 +154,18 @@ def _run(out: Path, init: str, seed: int, prompt_length: int, steps: int, eval_e
     seconds = time.perf_counter() - t0
     curve += [(r["step"], r[demo.METRIC]) for r in map(json.loads, (out / "metrics.jsonl")
                                                         .read_text().splitlines()) if r]
-    last = sorted((out / "checkpoints").glob("step-*.npy"),
-                  key=lambda p: int(p.stem.split("-")[1]))[-1]
-    final, _ = load_prompt(last)
+    saved = sorted((out / "checkpoints").glob("step-*.npy"),
+                   key=lambda p: int(p.stem.split("-")[1]))
+    for path in saved:
+        step = int(path.stem.split("-")[1])
+        if answers_until is not None and step <= answers_until:
+            answers.append((step, _decode_dev(model, load_prompt(path)[0], dev, True)[1]))
+    final, _ = load_prompt(saved[-1])
     moved = float(np.sqrt(np.mean(np.square(final - start))))
     return {"init": init, "seed": seed, "prompt_length": prompt_length, "best": result.best_score,
             "best_step": result.best_step, "curve": curve, "seconds": round(seconds, 1),
             "rms_start": round(rms, 4), "rms_moved": round(moved, 4),
-            "moved_over_start": round(moved / rms, 3)}
+            "moved_over_start": round(moved / rms, 3), "answers": answers}
 
 
 def steps_to(curve, target: float):
@@ -143,7 +198,11 @@ def summarize(runs: list[dict], thresholds, never: int) -> dict:
             reach[str(t)] = {"per_seed": per_seed,
                              "mean": _mean([never if s is None else s for s in per_seed]),
                              "never": sum(s is None for s in per_seed)}
-        out[init] = {"seeds": len(mine), "mean_curve": curve,
+        answers = {}
+        for step in [st for st, _ in mine[0].get("answers", [])]:
+            per_seed = [dict(r["answers"])[step] for r in mine]
+            answers[step] = {k: round(_mean([a[k] for a in per_seed]), 1) for k in ANSWER_KINDS}
+        out[init] = {"seeds": len(mine), "mean_curve": curve, "mean_answers": answers,
                      "area": round(_mean([area(r["curve"]) for r in mine]), 2),
                      "area_per_seed": [round(area(r["curve"]), 2) for r in mine],
                      "best": [r["best"] for r in mine],
@@ -166,6 +225,10 @@ def main(argv=None) -> int:
     parser.add_argument("--inits", default=",".join(PAPER_INITS + DIAGNOSTIC_INITS))
     parser.add_argument("--thresholds", default=None,
                         help="Comma-separated dev accuracies (default: 30,40,<instruction>).")
+    parser.add_argument("--answers", action="store_true",
+                        help="Also record what the model answers (see `answer_kinds`).")
+    parser.add_argument("--answers-until", type=int, default=30,
+                        help="With --answers: the last step whose answers are recorded.")
     parser.add_argument("--lengths", default="1,5,20,100")
     parser.add_argument("--length-seeds", type=int, default=2)
     parser.add_argument("--output", default=str(ROOT / "benchmarks/results/learning_bar.json"))
@@ -191,7 +254,8 @@ def main(argv=None) -> int:
         tune = [_run(tmp / f"tune{s}", "class-labels", s, 20, args.steps, 50)
                 for s in range(args.tune_seeds)]
         inits = [_run(tmp / f"{init.replace('/', '_')}-{s}", init, s, 20, args.init_steps,
-                      args.eval_every, step0=True)
+                      args.eval_every, step0=True,
+                      answers_until=args.answers_until if args.answers else None)
                  for init in args.inits.split(",") if init for s in range(args.seeds)]
         lengths = [_run(tmp / f"sv{n}-{s}", "sampled-vocab", s, n, args.steps, 50)
                    for n in [int(x) for x in args.lengths.split(",") if x]
@@ -227,6 +291,15 @@ def main(argv=None) -> int:
         cells = "  ".join(f"{s['steps_to'][str(x)]['mean']:6.1f}" for x in thresholds)
         print(f"  {init:26s} {cells}  {s['area']:5.1f} {s['rms_start']:5.2f} "
               f"{s['moved_over_start']:6.2f}")
+    if args.answers:
+        print(f"what the model answers (% of dev, greedy, mean over seeds), at steps "
+              f"0-{args.answers_until}:")
+        for init, s in report["init"]["summary"].items():
+            steps = sorted(s["mean_answers"])
+            print(f"  {init:26s} step       " + " ".join(f"{st:5d}" for st in steps))
+            for kind in ANSWER_KINDS:
+                print(f"  {'':26s} {kind:10s} " + " ".join(
+                    f"{s['mean_answers'][st][kind]:5.1f}" for st in steps))
     print(f"prompt length (sampled-vocab, {args.steps} steps, {args.length_seeds} seeds), best:")
     for n, r in report["lengths"].items():
         print(f"  P={n:<4s} {r['best']}  mean {r['mean_best']:.1f}")

@@ -322,6 +322,20 @@ class Adapter:
 
         return keras.ops.matmul(a, b)
 
+    def attention_kernel(self, dtype) -> Callable | None:
+        """The backend's own T5 attention core for `dtype` inputs, or None (the default).
+
+        A kernel is ``kernel(query, key, value, bias) -> output`` with queries
+        ``(batch, q, heads, dim)``, keys and values ``(batch, k, heads, dim)``, unscaled
+        scores and `bias` broadcastable to ``(batch, heads, q, k)``; it must compute
+        ``softmax(Q K^T + bias) V`` and its gradient. `softprompt.core.t5_blocks` uses
+        it where no attention dropout is active, ahead of `fused_attention`.
+
+        Example:
+            >>> kernel = backends.current().attention_kernel("float32")
+        """
+        return None
+
     def compile_function(self, fn: Callable, variables) -> Callable:
         """`fn(*tensors)` compiled for repeated inference calls; it reads keras `variables`.
 

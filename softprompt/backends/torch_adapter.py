@@ -141,16 +141,45 @@ class TorchDistribution(Distribution):
         self._hooks = []
 
 
+def sdpa_attention(query, key, value, bias):
+    """T5's attention core through ``torch.nn.functional.scaled_dot_product_attention``.
+
+    Queries ``(batch, q, heads, dim)``, keys and values ``(batch, k, heads, dim)``, `bias`
+    broadcastable to ``(batch, heads, q, k)``; T5's scores are unscaled (``scale=1``).
+    Called directly rather than through ``keras.ops.dot_product_attention``, which
+    copies the queries, keys, values and a batch-broadcast bias into contiguous
+    tensors first: torch's CPU kernel reads the heads-first views as they are.
+
+    Example:
+        >>> out = sdpa_attention(q, k, v, position_bias)   # (batch, q, heads, dim)
+    """
+    import torch
+
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
+        attn_mask=bias.to(query.dtype), scale=1.0)
+    return out.transpose(1, 2)
+
+
 class TorchAdapter(Adapter):
     name = "torch"
-    #: torch's scaled-dot-product attention in float32: 8.8 ms vs 11.2 ms written out
-    #: (T5-small attention, 8 x 228 tokens, CPU; `benchmarks/attention_core.py`); in
-    #: bfloat16 its CPU kernel is the slower one (forward + gradient 52.2 ms vs 29.4 ms
-    #: written out with a float32 softmax, one core; `--dtype bfloat16`,
-    #: `benchmarks/measured/2026-11-26-1core-attention-core-bf16.txt`).
-    fused_attention = ("float32",)
+    # Attention: torch's own kernel in float32, see `attention_kernel`; in bfloat16 its
+    # CPU kernel is the slower one (forward + gradient 52.2 ms vs 29.4 ms written out
+    # with a float32 softmax, one core; `benchmarks/attention_core.py --dtype bfloat16`,
+    # `benchmarks/measured/2026-11-26-1core-attention-core-bf16.txt`).
     # Keras runs torch eagerly; torch.compile is opt-in (jit_compile=True).
     default_jit_compile = False
+
+    def attention_kernel(self, dtype):
+        """`sdpa_attention` (torch's fused scaled-dot-product attention) for float32 inputs.
+
+        On CPU it beats the written-out core (T5-small attention, 8 x 228 tokens:
+        8.8 ms vs 11.2 ms forward; `python -m benchmarks.attention_core`); other dtypes
+        get the written-out core (see the class comment).
+        """
+        import keras
+
+        return sdpa_attention if keras.backend.standardize_dtype(dtype) == "float32" else None
 
     def version(self) -> str:
         import torch

@@ -9,11 +9,13 @@ and weights), with a faster attention core (issue 9):
   ``einsum("bnqk,bknd->bqnd")``, which XLA on CPU runs 3.3x slower (T5-small's
   8 x 228 tokens, forward: JAX 38.0 -> 11.6 ms, torch 21.1 -> 11.2 ms, TensorFlow
   unchanged; `python -m benchmarks.attention_core`);
-- where the backend adapter says its fused kernel is faster
-  (`Adapter.fused_attention`: torch's scaled-dot-product attention on CPU in float32,
-  8.8 ms),
-  and no attention dropout is active, `keras.ops.dot_product_attention` with T5's
-  unscaled scores (``scale=1``) and the position bias (mask folded in) as its bias.
+- where no attention dropout is active, the backend adapter's own kernel when it has
+  one for the dtype (`Adapter.attention_kernel`: torch's scaled-dot-product attention
+  in float32, 8.8 ms; on a CPU, JAX's float32 core with a written-out backward, whose
+  forward + gradient takes 40 ms where XLA's autodiff of the written-out core takes
+  63-69 ms), or else, where the adapter asks for it (`Adapter.fused_attention`),
+  `keras.ops.dot_product_attention` with T5's unscaled scores (``scale=1``) and the
+  position bias (mask folded in) as its bias.
 
 Reduced precision (``bfloat16`` or ``mixed_bfloat16`` dtype policies, the CLI's
 ``--dtype``): the residual stream and the matrix products run in bfloat16, as in T5X;
@@ -156,9 +158,11 @@ def attention(layer, hidden_states, mask=None, key_value_states=None, position_b
 def attention_core(query, key, value, position_bias, dropout=None, training=False):
     """``softmax(Q K^T + bias) V`` of T5 (unscaled scores), ``(batch, length, heads, dim)`` in and out.
 
-    The fused kernel where the adapter asks for it and no dropout is active; otherwise
-    written out, with the weighted values as a heads-first matmul, and in reduced
-    precision with both products through `matmul` and the softmax in float32.
+    With no dropout active: the adapter's kernel where it has one for the dtype
+    (`Adapter.attention_kernel`), else the fused kernel where the adapter asks for it
+    (`Adapter.fused_attention`). Otherwise written out, with the weighted values as a
+    heads-first matmul, and in reduced precision with both products through `matmul`
+    and the softmax in float32.
 
     Example:
         >>> out = attention_core(q, k, v, position_bias)   # position_bias: (1|b, heads, q, k)
@@ -166,6 +170,9 @@ def attention_core(query, key, value, position_bias, dropout=None, training=Fals
     batch_size, seq_length, heads = ops.shape(query)[0], ops.shape(query)[1], ops.shape(query)[2]
     key_length = ops.shape(key)[1]
     dropping = dropout is not None and training and dropout.rate > 0
+    kernel = None if dropping else _adapter().attention_kernel(query.dtype)
+    if kernel is not None:
+        return kernel(query, key, value, position_bias)
     if _fused_attention(query.dtype) and not dropping:
         bias = ops.cast(position_bias, query.dtype)
         # dot_product_attention needs a bias broadcast to (batch, heads, q, k)

@@ -1,7 +1,7 @@
 """`t5_blocks.transformer_layer` computes what keras-hub's T5TransformerLayer computes.
 
-Both attention cores (written out, and the fused `dot_product_attention` an adapter may
-ask for) are compared with the keras-hub layer's own call on the same weights: encoder
+Every attention core (written out, the fused `dot_product_attention` an adapter may
+ask for, and the adapter's own `attention_kernel`) is compared with the keras-hub layer's own call on the same weights: encoder
 layers with a padding mask, decoder layers with the causal mask, and one cached decoding
 step with self- and cross-attention caches.
 """
@@ -17,9 +17,13 @@ from softprompt.core.model import PromptedT5
 from softprompt.core.t5_blocks import transformer_layer
 
 
-@pytest.fixture(params=[False, True], ids=["written-out", "fused"])
-def fused(request, monkeypatch):
-    monkeypatch.setattr(type(backends.current()), "fused_attention", request.param)
+@pytest.fixture(params=["written-out", "fused", "adapter"])
+def attention_path(request, monkeypatch):
+    """The attention core: written out, keras' fused one, or the adapter's own kernel."""
+    adapter = type(backends.current())
+    if request.param != "adapter":
+        monkeypatch.setattr(adapter, "attention_kernel", lambda self, dtype: None)
+        monkeypatch.setattr(adapter, "fused_attention", request.param == "fused")
     return request.param
 
 
@@ -36,7 +40,7 @@ def _close(a, b, atol=2e-5):
     np.testing.assert_allclose(ops.convert_to_numpy(a), ops.convert_to_numpy(b), atol=atol)
 
 
-def test_encoder_layers_equal_keras_hub(preset, fused):
+def test_encoder_layers_equal_keras_hub(preset, attention_path):
     bb = PromptedT5.from_preset(preset, prompt_length=2).backbone
     x, mask = _inputs(bb.hidden_dim)
     ours, theirs, bias_ours, bias_theirs = x, x, None, None
@@ -49,7 +53,7 @@ def test_encoder_layers_equal_keras_hub(preset, fused):
     _close(bias_ours, bias_theirs)
 
 
-def test_decoder_layers_equal_keras_hub(preset, fused):
+def test_decoder_layers_equal_keras_hub(preset, attention_path):
     bb = PromptedT5.from_preset(preset, prompt_length=2).backbone
     enc, enc_mask = _inputs(bb.hidden_dim, seed=1)
     x, _ = _inputs(bb.hidden_dim, length=5, seed=2)
@@ -62,7 +66,7 @@ def test_decoder_layers_equal_keras_hub(preset, fused):
     _close(ours, theirs)
 
 
-def test_cached_decoder_step_equals_keras_hub(preset, fused):
+def test_cached_decoder_step_equals_keras_hub(preset, attention_path):
     bb = PromptedT5.from_preset(preset, prompt_length=2).backbone
     layer = bb.decoder_transformer_layers[0]
     att = layer.self_attention
