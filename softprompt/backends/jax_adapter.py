@@ -25,6 +25,7 @@ from softprompt.backends.base import (
     Device,
     Distribution,
     first_devices,
+    keep_freed_memory,
     parse_mesh,
     pick_kind,
 )
@@ -404,4 +405,6 @@ class JaxAdapter(Adapter):
         return JaxDistribution("model", dist, mesh=mesh)
 
 
+# once per process, when softprompt first runs on JAX (`base.keep_freed_memory`)
+keep_freed_memory()
 ADAPTER = JaxAdapter()

@@ -257,3 +257,17 @@ def test_mixed_precision_keeps_prompt_and_optimizer_state_float32():
         assert model.prompt.embeddings.dtype == "float32"
     finally:
         keras.config.set_dtype_policy(before)
+
+
+# ------------------------------------------------------------------ CPU memory
+def test_freed_memory_is_kept_unless_told_not_to(monkeypatch):
+    """glibc's mmap for large blocks is turned off (mallopt), except with the opt-out."""
+    import platform
+
+    from softprompt.backends.base import MALLOC_ENV, keep_freed_memory
+
+    monkeypatch.setenv(MALLOC_ENV, "default")
+    assert keep_freed_memory() is False
+    monkeypatch.delenv(MALLOC_ENV)
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc
