@@ -1,6 +1,7 @@
 """Rebuild the embedded model ``softprompt_tiny`` and the built-in task, from nothing.
 
-Exactly what produced the shipped files (seed 0, the JAX backend)::
+What produced the shipped files (seed 0, the JAX backend; bit for bit only with the code
+that built them, see ``softprompt/data/README.md``)::
 
     python scripts/build_embedded.py
 
