@@ -4,12 +4,12 @@ softmax(Q K^T + bias) V for T5-small's encoder shape (batch 8, 228 tokens, 8 hea
 
 - ``keras-hub``: the values weighted by ``einsum("bnqk,bknd->bqnd")``, as keras-hub writes it;
 - ``heads-first``: that product as a heads-first batched matmul (what `t5_blocks` does);
-- ``fused``: ``keras.ops.dot_product_attention`` (what `t5_blocks` does where
-  `Adapter.fused_attention` says so);
+- ``fused``: ``keras.ops.dot_product_attention`` (the backend's fused kernel as keras
+  calls it);
 - ``t5_blocks``: `softprompt.core.t5_blocks.attention_core` itself: the adapter's own
   kernel where it has one (`Adapter.attention_kernel`: torch's scaled-dot-product
   attention called directly in float32; on a CPU, JAX's float32 core with a written-out
-  backward), else the backend's choice of the above (in bfloat16 the products go through
+  backward), else the heads-first core (in bfloat16 the products go through
   `Adapter.matmul` and the softmax runs in float32);
 - ``plain-products`` (``--dtype bfloat16`` only): the same with plain ``ops.matmul``
   products, i.e. without the adapter's hint (on JAX: float32 accumulation and its own

@@ -32,8 +32,8 @@ def main(argv=None) -> int:
         # them), so the worker is also confined to its first `threads` cores.
         cores = sorted(os.sched_getaffinity(0))[: int(threads)]
         os.sched_setaffinity(0, cores)
-    # every contender, PEFT's included, under the allocator policy of softprompt's torch and
-    # JAX adapters (`keep_freed_memory`), so that no side pays page faults the other does not
+    # every contender, PEFT's included, under the allocator policy softprompt's adapters set
+    # (`keep_freed_memory`), so that no side pays page faults the other does not
     from softprompt.backends.base import keep_freed_memory
 
     keep_freed_memory()

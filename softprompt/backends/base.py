@@ -197,9 +197,10 @@ def keep_freed_memory() -> bool:
     glibc serves blocks over its mmap threshold (at most 32 MiB) with a fresh ``mmap``
     and unmaps them on ``free``, so every op whose output is that large page-faults on
     each of its pages. A 5-prompt ensemble of 16 T5-small inputs has 142 MiB
-    feed-forward activations: a torch ReLU on one takes 78 ms with the faults and 14 ms
-    without; an XLA product with a 37 MiB result, 140 ms and 98 ms (one core). The
-    torch and JAX adapters call it when they are imported. With
+    feed-forward activations: a torch ReLU on one takes 80 ms with the faults and 13 ms
+    without; an XLA product with a 37 MiB result, 110 ms and 90 ms (one core,
+    `python -m benchmarks.allocator`). Every
+    `Adapter` calls it when it is made (on the first `backends.current()`). With
     ``mmap`` off (``M_MMAP_MAX=0``) and the heap trimmed only past 1 GiB, freed
     blocks are reused; the process keeps its peak memory instead of returning it.
     What ``MALLOC_MMAP_MAX_=0`` in the environment of a new process does, set from
@@ -241,10 +242,10 @@ class Adapter:
     name: str = ""
     #: `jit_compile` value to give `keras.Model.compile` by default.
     default_jit_compile: bool | str = "auto"
-    #: Whether `keras.ops.dot_product_attention` beats softmax(QK^T + bias) V written
-    #: out (`softprompt.core.t5_blocks`): a bool, or the compute dtypes where it does;
-    #: measured per framework by `benchmarks/attention_core.py [--dtype D]`.
-    fused_attention: bool | tuple[str, ...] = False
+
+    def __init__(self) -> None:
+        # once per process: each adapter module makes its one `ADAPTER` on import
+        keep_freed_memory()
 
     def version(self) -> str:
         raise NotImplementedError
@@ -366,7 +367,8 @@ class Adapter:
         ``(batch, q, heads, dim)``, keys and values ``(batch, k, heads, dim)``, unscaled
         scores and `bias` broadcastable to ``(batch, heads, q, k)``; it must compute
         ``softmax(Q K^T + bias) V`` and its gradient. `softprompt.core.t5_blocks` uses
-        it where no attention dropout is active, ahead of `fused_attention`.
+        it where no attention dropout is active; measure a kernel against the written-out
+        core with `benchmarks/attention_core.py [--dtype D]`.
 
         Example:
             >>> kernel = backends.current().attention_kernel("float32")

@@ -25,7 +25,6 @@ from softprompt.backends.base import (
     Device,
     Distribution,
     first_devices,
-    keep_freed_memory,
     parse_mesh,
     pick_kind,
 )
@@ -235,9 +234,10 @@ def softmax_attention():
     (``dS = P * (dP - rowsum(dO * O))``, then ``dQ = dS K``, ``dK = dS^T Q``,
     ``dV = P^T dO``); it saves the float32 probabilities ``P`` and the output ``O``.
     XLA's autodiff of the same forward on CPU is slower (T5-small's 8 x 228 tokens,
-    one core, forward + gradient: 63-69 ms vs 40-42 ms in float32; in bfloat16 70 ms
-    for the written-out bfloat16 core vs 55 ms for this float32 one;
-    `python -m benchmarks.attention_core`). Built once, on first use.
+    one quiet core, forward + gradient: 63 ms vs 41 ms in float32; with bfloat16
+    inputs 47 ms for the written-out core with bfloat16 products vs 43 ms for this
+    float32 one; `python -m benchmarks.attention_core [--dtype bfloat16]`). Built once,
+    on first use.
 
     Example:
         >>> out = softmax_attention()(q, k, v, position_bias)   # (batch, q, heads, dim)
@@ -405,6 +405,4 @@ class JaxAdapter(Adapter):
         return JaxDistribution("model", dist, mesh=mesh)
 
 
-# once per process, when softprompt first runs on JAX (`base.keep_freed_memory`)
-keep_freed_memory()
 ADAPTER = JaxAdapter()

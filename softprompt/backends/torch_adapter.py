@@ -29,7 +29,6 @@ from softprompt.backends.base import (
     Device,
     Distribution,
     install_global_token_loss,
-    keep_freed_memory,
     parse_mesh,
     pick_kind,
 )
@@ -294,6 +293,4 @@ class TorchAdapter(Adapter):
         return subprocess.call(command)
 
 
-# once per process, when softprompt first runs on torch (`base.keep_freed_memory`)
-keep_freed_memory()
 ADAPTER = TorchAdapter()

@@ -12,10 +12,8 @@ and weights), with a faster attention core (issue 9):
 - where no attention dropout is active, the backend adapter's own kernel when it has
   one for the dtype (`Adapter.attention_kernel`: torch's scaled-dot-product attention
   in float32, 8.8 ms; on a CPU, JAX's float32 core with a written-out backward, whose
-  forward + gradient takes 40 ms where XLA's autodiff of the written-out core takes
-  63-69 ms), or else, where the adapter asks for it (`Adapter.fused_attention`),
-  `keras.ops.dot_product_attention` with T5's unscaled scores (``scale=1``) and the
-  position bias (mask folded in) as its bias.
+  forward + gradient takes 41 ms where XLA's autodiff of the written-out core takes
+  63 ms).
 
 Reduced precision (``bfloat16`` or ``mixed_bfloat16`` dtype policies, the CLI's
 ``--dtype``): the residual stream and the matrix products run in bfloat16, as in T5X;
@@ -39,16 +37,6 @@ def _adapter():
     from softprompt import backends
 
     return backends.current()
-
-
-def _fused_attention(dtype) -> bool:
-    """Whether the adapter's `fused_attention` asks for the fused kernel in `dtype`."""
-    fused = getattr(_adapter(), "fused_attention", False)
-    if isinstance(fused, (tuple, list, set, frozenset)):
-        import keras
-
-        return keras.backend.standardize_dtype(dtype) in fused
-    return bool(fused)
 
 
 def matmul(a, b):
@@ -158,26 +146,18 @@ def attention(layer, hidden_states, mask=None, key_value_states=None, position_b
 def attention_core(query, key, value, position_bias, dropout=None, training=False):
     """``softmax(Q K^T + bias) V`` of T5 (unscaled scores), ``(batch, length, heads, dim)`` in and out.
 
-    With no dropout active: the adapter's kernel where it has one for the dtype
-    (`Adapter.attention_kernel`), else the fused kernel where the adapter asks for it
-    (`Adapter.fused_attention`). Otherwise written out, with the weighted values as a
+    With no dropout active, the adapter's kernel where it has one for the dtype
+    (`Adapter.attention_kernel`). Otherwise written out, with the weighted values as a
     heads-first matmul, and in reduced precision with both products through `matmul`
     and the softmax in float32.
 
     Example:
         >>> out = attention_core(q, k, v, position_bias)   # position_bias: (1|b, heads, q, k)
     """
-    batch_size, seq_length, heads = ops.shape(query)[0], ops.shape(query)[1], ops.shape(query)[2]
-    key_length = ops.shape(key)[1]
     dropping = dropout is not None and training and dropout.rate > 0
     kernel = None if dropping else _adapter().attention_kernel(query.dtype)
     if kernel is not None:
         return kernel(query, key, value, position_bias)
-    if _fused_attention(query.dtype) and not dropping:
-        bias = ops.cast(position_bias, query.dtype)
-        # dot_product_attention needs a bias broadcast to (batch, heads, q, k)
-        bias = ops.broadcast_to(bias, (batch_size, heads, seq_length, key_length))
-        return ops.dot_product_attention(query, key, value, bias=bias, scale=1.0)
     if query.dtype == "float32":
         scores = ops.einsum("bqnd,bknd->bnqk", query, key)
     else:  # reduced precision: the products through the adapter, softmax in float32

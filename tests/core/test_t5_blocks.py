@@ -1,9 +1,10 @@
 """`t5_blocks.transformer_layer` computes what keras-hub's T5TransformerLayer computes.
 
-Every attention core (written out, the fused `dot_product_attention` an adapter may
-ask for, and the adapter's own `attention_kernel`) is compared with the keras-hub layer's own call on the same weights: encoder
-layers with a padding mask, decoder layers with the causal mask, and one cached decoding
-step with self- and cross-attention caches.
+Both attention cores (written out, and the adapter's own `attention_kernel`: torch's
+fused scaled-dot-product attention, JAX's written-out backward) are compared with the
+keras-hub layer's own call on the same weights: encoder layers with a padding mask,
+decoder layers with the causal mask, and one cached decoding step with self- and
+cross-attention caches.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from softprompt.core.model import PromptedT5
 from softprompt.core.t5_blocks import transformer_layer
 
 
-@pytest.fixture(params=["written-out", "fused", "adapter"])
+@pytest.fixture(params=["written-out", "adapter"])
 def attention_path(request, monkeypatch):
-    """The attention core: written out, keras' fused one, or the adapter's own kernel."""
-    adapter = type(backends.current())
-    if request.param != "adapter":
-        monkeypatch.setattr(adapter, "attention_kernel", lambda self, dtype: None)
-        monkeypatch.setattr(adapter, "fused_attention", request.param == "fused")
+    """The attention core: written out, or the adapter's own kernel (where it has one)."""
+    if request.param == "written-out":
+        monkeypatch.setattr(type(backends.current()), "attention_kernel",
+                            lambda self, dtype: None)
     return request.param
 
 
