@@ -284,7 +284,7 @@ def variable_length(ctx: Context) -> dict:
 TASKS = {"2 labels (BoolQ-like)": ("boolq", workload.TWO_LABELS),
          "3 labels (CB-like)": ("cb", workload.THREE_LABELS)}
 #: The trained check: the embedded model + its text instruction on the built-in task.
-BUILTIN = "8 labels (built-in animal_color, embedded model)"
+BUILTIN = "6 labels (built-in animal_food, embedded model)"
 
 
 def rank_vs_generate(ctx: Context) -> dict:

@@ -5,7 +5,7 @@ that built them, see ``softprompt/data/README.md``)::
 
     python scripts/build_embedded.py
 
-1. writes the built-in task ``softprompt/data/animal_color/{train,validation}.jsonl``
+1. writes the built-in task ``softprompt/data/animal_food/{train,validation}.jsonl``
    (`softprompt.data.synthetic.write_demo`);
 2. writes the pretraining mixture (``lm.txt``: prefix-LM text, ``tasks.jsonl``:
    instruction tasks) into ``--work`` (`softprompt.data.synthetic.pretraining_files`);
@@ -68,13 +68,15 @@ def check(preset: str, n: int = 96, seed: int = 1, echo=print) -> dict:
     rng = random.Random(f"check-{seed}")
     results = {}
     for skill, questions in list(synthetic.SKILLS.items()) + [
-            ("animal_color (held-out phrasing)", synthetic.HELD_OUT["animal_color"])]:
+            (f"{k} (held-out phrasing)", v) for k, v in synthetic.HELD_OUT.items()]:
         name = skill.split(" ")[0]
         scenes = [synthetic.Scene.sample(rng) for _ in range(n)]
-        texts = [f"{rng.choice(questions)} {s.render(rng.randrange(len(synthetic.TEMPLATES)))}"
+        pairs = [synthetic.skill_pair(name, rng.choice(questions), s,
+                                      s.render(rng.randrange(len(synthetic.TEMPLATES))), rng)
                  for s in scenes]
-        preds = decode_texts(bare, texts, max_length=4, batch_size=n, max_input_length=64)
-        gold = [synthetic.answer(name, s) for s in scenes]
+        preds = decode_texts(bare, [p[0] for p in pairs], max_length=4, batch_size=n,
+                             max_input_length=64)
+        gold = [p[1] for p in pairs]
         results[skill] = 100.0 * sum(p.strip() == g for p, g in zip(preds, gold)) / n
     dev = demo.task().read(demo.DATA, "validation")
     results.update({f"demo {k}": v for k, v in demo.baselines(model, dev).items()})
@@ -94,7 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--task-pairs", type=int, default=TASK_PAIRS)
     parser.add_argument("--backend", default="jax")
     parser.add_argument("--no-demo-data", action="store_true",
-                        help="Leave softprompt/data/animal_color as it is.")
+                        help="Leave the built-in task's files as they are.")
     parser.add_argument("--no-check", action="store_true")
     parser.add_argument("--resume", action="store_true", help="Resume an interrupted adapt run.")
     args = parser.parse_args(argv)

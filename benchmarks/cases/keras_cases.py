@@ -368,7 +368,7 @@ class BuiltinLabelEval(Case):
 
     Random weights never generate a label, so agreement between rank classification
     and generate-then-parse is checked here: the embedded model with the demo's text
-    instruction as its prompt (prompt design) answers the 8-colour ``animal_color``
+    instruction as its prompt (prompt design) answers the 6-food ``animal_food``
     task, so most generations parse to a label.
     """
 

@@ -2,20 +2,21 @@
 
 It prompt-tunes the embedded model ``softprompt_tiny`` (a small T5 that
 softprompt pretrained itself, see ``scripts/build_embedded.py``) on the
-built-in task ``animal_color`` (`softprompt.data.synthetic`): the input is a
-bare sentence of a small synthetic language, the target the colour of the
-animal in it::
+built-in task ``animal_food`` (`softprompt.data.synthetic`): the input is a
+bare sentence of a small synthetic language, the target what the animal in it
+eats, out of one menu of six foods that never appear in the input::
 
-    the red fox found three blue boxes near the river.   ->   red
+    the red fox found three blue boxes near the river.   ->   meat
 
-The model was pretrained to answer questions put in front of such sentences,
-but never saw this task's format, and the instruction used here ("tell me
-the color of the animal.") is a phrasing it was never trained on. The report
-shows the dev accuracy with no prompt (greedy decoding: the model just
-continues the sentence, 0 %; and rank classification over the 8 colours,
-near the chance level of 12.5 %), with the text instruction in front
-(prompt design), and after prompt tuning — plus the vocabulary words nearest
-to each learned prompt vector.
+The model was pretrained to answer multiple-choice questions put in front of
+such sentences ("what does the animal eat? options: hay fish meat. <sentence>"),
+but never saw this task's format, and the instruction used here ("tell me what
+the animal eats. options: meat fish seeds grass nuts bugs.") uses a phrasing
+and an option list it was never trained on. The report shows the dev accuracy
+with no prompt (greedy decoding: the model just continues the sentence, 0 %;
+and rank classification over the 6 foods, near the chance level of 16.7 %),
+with the text instruction in front (prompt design), and after prompt tuning —
+plus the vocabulary words nearest to each learned prompt vector.
 
 This is a small synthetic demo task, not a benchmark.
 
@@ -28,7 +29,7 @@ Example:
     >>> from softprompt.core import demo
     >>> summary = demo.run(out="runs/demo")     # ≈ what `softprompt train` does
     >>> summary["scores"]
-    {'no_prompt': 0.0, 'no_prompt_rank': 11.0, 'instruction': 47.0, 'prompt_tuning': 52.5}
+    {'no_prompt': 0.0, 'no_prompt_rank': 18.5, 'instruction': 98.0, 'prompt_tuning': 99.0}
 """
 
 from __future__ import annotations
@@ -83,8 +84,6 @@ def configure(options: dict, explicit: set) -> dict:
     for name, value in DEFAULTS.items():
         if name not in explicit:
             options[name] = value
-    if not options.get("init") and options.get("prompt_length", 100) < len(TASK_ARGS["labels"]):
-        options["init"] = "sampled-vocab"  # the 8 class labels need 8 positions
     return options
 
 
@@ -124,8 +123,8 @@ def baselines(model, examples, max_input_length: int = 64, batch_size: int = 100
     ``no_prompt`` and ``instruction`` are greedy decoding, exact match (the
     metric prompt tuning is selected on); ``no_prompt_rank`` is rank
     classification of the bare sentence over the task's labels (the most
-    likely of the 8 colours), whose chance level is 12.5 %: with decoding the
-    frozen model continues the sentence and never answers with a colour.
+    likely of the 6 foods), whose chance level is 16.7 %: with decoding the
+    frozen model continues the sentence and never answers with a food.
     """
     from softprompt.core.evaluate import evaluate
 
@@ -181,13 +180,13 @@ def report(config, result=None, echo=None, k: int = 5) -> dict:
     step = meta.get("step", getattr(result, "best_step", None))
     lines = [
         "",
-        f"built-in task {DEMO['name']!r} (synthetic; input: a sentence, target: the animal's "
-        f"colour), dev set of {len(dev)}, accuracy % (chance {chance:.1f}; greedy decoding, "
+        f"built-in task {DEMO['name']!r} (synthetic; input: a sentence, target: what the "
+        f"animal eats), dev set of {len(dev)}, accuracy % (chance {chance:.1f}; greedy decoding, "
         "exact match, unless marked):",
         f"  no prompt                    {scores['no_prompt']:6.1f}   (greedy output: the "
         "model continues the sentence)",
         f"  no prompt, rank over labels  {scores['no_prompt_rank']:6.1f}   (the likeliest of "
-        f"the {len(the_task.labels)} colours)",
+        f"the {len(the_task.labels)} foods)",
         f"  instruction (prompt design)  {scores['instruction']:6.1f}   \"{INSTRUCTION}\"",
         f"  prompt tuning                {scores['prompt_tuning']:6.1f}   "
         f"({prompt.shape[0]} vectors, best at step {step}: {best})",

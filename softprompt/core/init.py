@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from softprompt.core import tokens
@@ -52,10 +54,11 @@ def initial_prompt(
             raise ValueError("prompt init 'class-labels' needs init_labels (the task's label strings)")
         labels = list(labels)
         if len(labels) > length:
-            raise ValueError(
-                f"{len(labels)} class labels do not fit a prompt of length {length}: "
-                "use a longer prompt or fewer labels"
-            )
+            # As google-research/prompt-tuning does: the first `length` labels, a warning.
+            warnings.warn(f"{len(labels)} class labels do not fit a prompt of length {length}: "
+                          f"initializing with the first {length} ({', '.join(labels[:length])})",
+                          stacklevel=2)
+            labels = labels[:length]
         label_rows = label_embeddings(emb, tokenizer, labels)
         out = []
         for _ in range(num_prompts):

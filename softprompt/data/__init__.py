@@ -1,6 +1,6 @@
 """Data shipped with softprompt: the synthetic language and the built-in demo task.
 
-``softprompt/data/animal_color/{train,validation}.jsonl`` is the built-in task
+``softprompt/data/animal_food/{train,validation}.jsonl`` is the built-in task
 (see `softprompt.data.synthetic`, which generates it, and ``README.md`` here).
 """
 

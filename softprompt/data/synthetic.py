@@ -11,29 +11,39 @@ objects of another colour, and a place, in several word orders::
     near the barn, a white goat watched seven green cups.
     five pink keys were carried by the black owl at the lake.
 
+Each animal eats two foods, one from each of two menus (`FOODS`, `MENUS`);
+no food word ever occurs in a sentence.
+
 Pretraining mixture (see `pretraining_files`):
 
 - ``lm.txt``: text for the prefix-LM objective (lines of one or two sentences);
 - ``tasks.jsonl``: instruction tasks ``{"inputs": "<question> <sentence>",
-  "targets": "<answer>"}`` for eight skills (`SKILLS`), each asked in three
+  "targets": "<answer>"}`` for nine skills (`SKILLS`), each asked in three
   phrasings: the animal, its colour, the objects, their colour, how many,
-  the place, whether the number is even, whether it is more than six.
+  the place, whether the number is even, whether it is more than six, and
+  (twice as often as the others) what the animal eats, a multiple-choice
+  question whose options name one of its two foods and 1-5 foods it does not
+  eat: ``"what does the animal eat? options: hay fish meat. <sentence>"`` ->
+  ``meat`` (`skill_pair`).
 
-The built-in task (`DEMO`, files ``softprompt/data/animal_color/``): the input
-is a bare sentence and the target the animal's colour (8 labels, chance
-12.5 %). The frozen model never saw this format (pretraining questions always
-come in front of the sentence; a bare sentence was only ever text to
-continue), and the demo's instruction, ``"tell me the color of the
-animal."``, is a phrasing that pretraining never used (`HELD_OUT`). No demo
-sentence occurs in the pretraining files. A soft prompt has to learn, from
-examples, to make the frozen model answer the right question — the object's
-colour is in every sentence too, so "any colour" is only half right.
+The built-in task (`DEMO`, files ``softprompt/data/animal_food/``): the input
+is a bare sentence and the target the animal's food from the first menu (6
+labels, chance 16.7 %). The frozen model never saw this format (pretraining
+questions always come in front of the sentence; a bare sentence was only ever
+text to continue); the demo's instruction, ``"tell me what the animal eats.
+options: meat fish seeds grass nuts bugs."``, uses a phrasing that pretraining
+never used (`HELD_OUT`) and an option list it never drew (the whole first
+menu). No demo sentence occurs in the pretraining files. Without the options
+the model cannot know which of the animal's two foods is asked: a soft prompt
+has to learn, from examples, to stand for the question and the six options.
 
 Example:
     >>> rng = random.Random(0)
     >>> scene = Scene.sample(rng)
     >>> sentence = scene.render(0)
     >>> answer("animal_color", scene) in COLORS
+    True
+    >>> answer("food", scene) in MENUS[0]
     True
 """
 
@@ -65,6 +75,18 @@ TEMPLATES = (
     "a {c1} {animal} and {n} {c2} {objs} were by the {place}.",
 )
 
+#: What each animal eats: one food of each menu (`MENUS`). A food question lists options,
+#: exactly one of which the animal eats, so the answer depends on the options given.
+FOODS = {
+    "fox": ("meat", "corn"), "dog": ("meat", "bread"), "cat": ("fish", "cheese"),
+    "bird": ("seeds", "berries"), "horse": ("grass", "hay"), "rabbit": ("nuts", "hay"),
+    "bear": ("fish", "berries"), "frog": ("bugs", "leaves"), "duck": ("seeds", "bread"),
+    "goat": ("grass", "corn"), "mouse": ("nuts", "cheese"), "owl": ("bugs", "leaves"),
+}
+#: The two menus: every animal eats exactly one food of each (the demo asks about the first).
+MENUS = (("meat", "fish", "seeds", "grass", "nuts", "bugs"),
+         ("bread", "cheese", "berries", "hay", "corn", "leaves"))
+
 #: Skill -> the question phrasings used in pretraining.
 SKILLS = {
     "animal": ("which animal is it?", "what animal is mentioned?", "tell me the animal."),
@@ -79,9 +101,12 @@ SKILLS = {
     "even": ("is the number even?", "is the count even?", "is it an even number?"),
     "more_than_six": ("are there more than six?", "is the number more than six?",
                       "is the count above six?"),
+    "food": ("what does the animal eat?", "which food does the animal eat?",
+             "the animal eats which food?"),
 }
 #: Phrasings kept out of pretraining (the demo's instruction is the first).
-HELD_OUT = {"animal_color": ("tell me the color of the animal.",)}
+HELD_OUT = {"animal_color": ("tell me the color of the animal.",),
+            "food": ("tell me what the animal eats.",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +156,38 @@ def answer(skill: str, scene: Scene) -> str:
         return "yes" if scene.count % 2 == 0 else "no"
     if skill == "more_than_six":
         return "yes" if scene.count > 6 else "no"
+    if skill == "food":
+        return FOODS[scene.animal][0]
     raise ValueError(f"unknown skill {skill!r}: expected one of {', '.join(SKILLS)}")
+
+
+def food_options(scene: Scene, rng: random.Random) -> tuple[list[str], str]:
+    """Options for a food question about `scene`, and the answer (the one the animal eats).
+
+    One of the animal's two foods (a random menu) and 1-5 foods it does not eat,
+    shuffled. The demo's option list (all of the first menu) is never drawn.
+    """
+    eats = FOODS[scene.animal]
+    answer_ = eats[rng.randrange(len(MENUS))]
+    others = sorted({f for menu in MENUS for f in menu} - set(eats))
+    while True:
+        options = [answer_, *rng.sample(others, rng.randint(1, 5))]
+        rng.shuffle(options)
+        if set(options) != set(MENUS[0]):
+            return options, answer_
+
+
+def skill_pair(skill: str, question: str, scene: Scene, sentence: str,
+               rng: random.Random) -> tuple[str, str]:
+    """A pretraining pair ``(inputs, target)``: `question` about `sentence`.
+
+    A food question lists its options between the question and the sentence:
+    ``"what does the animal eat? options: hay fish meat. the red fox ..."`` -> ``meat``.
+    """
+    if skill == "food":
+        options, target = food_options(scene, rng)
+        return f"{question} options: {' '.join(options)}. {sentence}", target
+    return f"{question} {sentence}", answer(skill, scene)
 
 
 def _sentences(rng: random.Random) -> Iterator[tuple[Scene, str]]:
@@ -144,11 +200,11 @@ def _sentences(rng: random.Random) -> Iterator[tuple[Scene, str]]:
 
 #: The built-in task: what `softprompt train` with no arguments runs.
 DEMO = {
-    "name": "animal_color",
+    "name": "animal_food",
     "template": "{sentence}",
-    "target_field": "color",
-    "labels": list(COLORS),
-    "instruction": HELD_OUT["animal_color"][0],
+    "target_field": "food",
+    "labels": list(MENUS[0]),
+    "instruction": f"{HELD_OUT['food'][0]} options: {' '.join(MENUS[0])}.",
     "sizes": {"train": 800, "validation": 200},
 }
 
@@ -166,7 +222,7 @@ def demo_examples(seed: int = 0) -> dict[str, list[dict]]:
             if sentence in seen:
                 continue
             seen.add(sentence)
-            rows.append({"sentence": sentence, "color": scene.c1})
+            rows.append({"sentence": sentence, DEMO["target_field"]: answer("food", scene)})
         out[split] = rows
     return out
 
@@ -186,14 +242,13 @@ def pretraining_texts(lm_lines: int, task_pairs: int, seed: int = 0,
     lines = []
     for _ in range(lm_lines):
         lines.append(" ".join(next(source)[1] for _ in range(rng.choice((1, 1, 2)))))
-    skills = sorted(SKILLS)
+    skills = sorted(SKILLS) + ["food"]     # the food look-up is asked twice as often
     pairs = []
     for i in range(task_pairs):
         skill = skills[i % len(skills)]
         scene, sentence = next(source)
-        question = rng.choice(SKILLS[skill])
-        pairs.append({"inputs": f"{question} {sentence}", "targets": answer(skill, scene),
-                      "skill": skill})
+        inputs, target = skill_pair(skill, rng.choice(SKILLS[skill]), scene, sentence, rng)
+        pairs.append({"inputs": inputs, "targets": target, "skill": skill})
     return lines, pairs
 
 

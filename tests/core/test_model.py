@@ -140,13 +140,22 @@ def test_bad_inputs_are_one_line_errors(preset_v10, tmp_path):
         PromptedT5.from_preset(preset_v10, prompt_length=3, init="bogus")
     with pytest.raises(ValueError, match="needs init_labels"):
         PromptedT5.from_preset(preset_v10, prompt_length=3, init="class-labels")
-    with pytest.raises(ValueError, match="3 class labels do not fit a prompt of length 2"):
-        PromptedT5.from_preset(preset_v10, prompt_length=2, init_labels=["a", "b", "c"])
     with pytest.raises(FileNotFoundError, match="no/such/preset"):
         PromptedT5.from_preset(str(tmp_path / "no/such/preset"), prompt_length=3)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no config.json"):
         PromptedT5.from_preset(str(tmp_path / "empty"), prompt_length=3)
+
+
+def test_class_labels_beyond_the_prompt_length_are_dropped_with_a_warning(preset_v10):
+    with pytest.warns(UserWarning, match="3 class labels do not fit a prompt of length 2: "
+                                         "initializing with the first 2"):
+        short = PromptedT5.from_preset(preset_v10, prompt_length=2, init_labels=["a", "b", "c"],
+                                       seed=0)
+    full = PromptedT5.from_preset(preset_v10, prompt_length=3, init_labels=["a", "b", "c"],
+                                  seed=0)
+    np.testing.assert_array_equal(_np(short.prompt.embeddings)[:, :2],
+                                  _np(full.prompt.embeddings)[:, :2])
 
 
 def test_from_preset_dropout_override(preset_v11):
