@@ -20,17 +20,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 
-
-def _best(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return 1e3 * min(times)
+from benchmarks.timing import best_ms
 
 
 def _child(repeats: int) -> dict:
@@ -49,8 +40,8 @@ def _child(repeats: int) -> dict:
     b = jax.numpy.asarray(rng.standard_normal((512, 2048)), "float32")
     product = jax.jit(lambda a, b: a @ b)
     return {"kept": kept,
-            "torch relu 142 MiB": _best(lambda: torch.relu(x), repeats),
-            "jax product 37 MiB": _best(lambda: product(a, b).block_until_ready(), repeats)}
+            "torch relu 142 MiB": best_ms(lambda: torch.relu(x), repeats),
+            "jax product 37 MiB": best_ms(lambda: product(a, b).block_until_ready(), repeats)}
 
 
 def main(argv=None) -> int:

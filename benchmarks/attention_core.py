@@ -32,7 +32,8 @@ import json
 import os
 import subprocess
 import sys
-import time
+
+from benchmarks.timing import best_ms
 
 SHAPE = (8, 228, 8, 64)  # batch, length, heads, head_dim
 
@@ -113,13 +114,7 @@ def measure(backend: str, repeats: int, dtype: str = "float32") -> dict:
             sums = [ops.sum(ops.cast(t, "float32")) for t in _flat(f())]
             ops.convert_to_numpy(ops.sum(ops.stack(sums)))
 
-        block()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            block()
-            times.append(time.perf_counter() - start)
-        return 1e3 * min(times)
+        return best_ms(block, repeats)
 
     out = {}
     for name, fn in _variants(ops, dtype).items():

@@ -85,13 +85,12 @@ def initial_prompt(init: str, seed: int, prompt_length: int):
 ANSWER_KINDS = ("target", "other_label", "not_label")
 
 
-def answer_kinds(inputs, targets, outputs, labels) -> dict:
+def answer_kinds(targets, outputs, labels) -> dict:
     """What the greedy `outputs` are, in % of the examples (the demo's dev split).
 
     ``target``: the right food; ``other_label``: another of the task's labels (a
     food on the menu the animal does not eat); ``not_label``: anything else (the
-    frozen model continuing the sentence, or a food off the menu). `inputs` is
-    unused (kept for the call's symmetry with the task's pairs).
+    frozen model continuing the sentence, or a food off the menu).
     """
     labels = set(labels)
     counts = dict.fromkeys(ANSWER_KINDS, 0)
@@ -112,8 +111,7 @@ def _decode_dev(model, prompt, dev, answers: bool):
     metrics, texts = evaluate(model, task, dev, "decode", batch_size=100, max_input_length=64)
     kinds = None
     if answers:
-        pairs = [task.format(ex) for ex in dev]
-        kinds = answer_kinds([p[0] for p in pairs], [p[1] for p in pairs], texts, task.labels)
+        kinds = answer_kinds([task.format(ex)[1] for ex in dev], texts, task.labels)
     return float(metrics[demo.METRIC]), kinds
 
 
