@@ -1,4 +1,4 @@
-"""T5 attention core, three ways, on each backend: the measurement behind `core/t5_blocks.py`.
+"""T5 attention core, three ways, on each backend: the measurement behind `core/model/t5_blocks.py`.
 
 softmax(Q K^T + bias) V for T5-small's encoder shape (batch 8, 228 tokens, 8 heads of 64):
 
@@ -6,7 +6,7 @@ softmax(Q K^T + bias) V for T5-small's encoder shape (batch 8, 228 tokens, 8 hea
 - ``heads-first``: that product as a heads-first batched matmul (what `t5_blocks` does);
 - ``fused``: ``keras.ops.dot_product_attention`` (the backend's fused kernel as keras
   calls it);
-- ``t5_blocks``: `softprompt.core.t5_blocks.attention_core` itself: the adapter's own
+- ``t5_blocks``: `softprompt.core.model.t5_blocks.attention_core` itself: the adapter's own
   kernel where it has one (`Adapter.attention_kernel`: torch's scaled-dot-product
   attention called directly in float32; on a CPU, JAX's float32 core with a written-out
   backward), else the heads-first core (in bfloat16 the products go through
@@ -52,7 +52,7 @@ def _variants(ops, dtype="float32"):
     def fused(q, k, v, b):
         return ops.dot_product_attention(q, k, v, bias=b, scale=1.0)
 
-    from softprompt.core import t5_blocks
+    from softprompt.core.model.prompted_t5 import t5_blocks
 
     def ours(q, k, v, b):
         return t5_blocks.attention_core(q, k, v, b)

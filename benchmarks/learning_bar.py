@@ -64,8 +64,8 @@ def initial_prompt(init: str, seed: int, prompt_length: int):
     import numpy as np
 
     from softprompt.core import demo
-    from softprompt.core.init import initial_prompt as paper_init
-    from softprompt.core.model import PromptedT5
+    from softprompt.core.model.init import initial_prompt as paper_init
+    from softprompt.core.model.prompted_t5 import PromptedT5
 
     model = PromptedT5.from_preset(demo.PRESET, prompt_length=1, init="zeros")
     emb = model.embedding_matrix()
@@ -104,7 +104,7 @@ def answer_kinds(targets, outputs, labels) -> dict:
 def _decode_dev(model, prompt, dev, answers: bool):
     """Dev accuracy of `prompt` (greedy decoding) and, with `answers`, its `answer_kinds`."""
     from softprompt.core import demo
-    from softprompt.core.evaluate import evaluate
+    from softprompt.core.inference.evaluate import evaluate
 
     model.load_prompt(prompt)
     task = demo.task()
@@ -125,9 +125,9 @@ def _run(out: Path, init: str, seed: int, prompt_length: int, steps: int, eval_e
     import numpy as np
 
     from softprompt.core import demo
-    from softprompt.core.files import load_prompt, save_prompt
-    from softprompt.core.model import PromptedT5
-    from softprompt.core.train import TrainConfig, train
+    from softprompt.core.io.prompt_files import load_prompt, save_prompt
+    from softprompt.core.model.prompted_t5 import PromptedT5
+    from softprompt.core.training.train import TrainConfig, train
 
     out.mkdir(parents=True, exist_ok=True)
     start, rms = initial_prompt(init, seed, prompt_length)
@@ -237,8 +237,8 @@ def main(argv=None) -> int:
 
     from softprompt import backends
     from softprompt.core import demo
-    from softprompt.core.atomic import atomic_write
-    from softprompt.core.model import PromptedT5
+    from softprompt.core.io.atomic import atomic_write
+    from softprompt.core.model.prompted_t5 import PromptedT5
 
     t_all = time.perf_counter()
     model = PromptedT5.from_preset(demo.PRESET, prompt_length=1, init="zeros")

@@ -14,7 +14,7 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """A random T5 of a `softprompt.core.scratch` config."""
+    """A random T5 of a `softprompt.core.pretraining.scratch` config."""
 
     config: str = "t5-small"
     vocabulary_size: int = 32128

@@ -386,7 +386,7 @@ def decoding(ctx: Context) -> dict:
     errors = {}
     ctx.cache.mkdir(parents=True, exist_ok=True)
     prompt_path = ctx.cache / f"prompt-{p.prompt_length}-{spec['config']}.npy"
-    from softprompt.core.scratch import CONFIGS
+    from softprompt.core.pretraining.scratch import CONFIGS
 
     dim = CONFIGS[spec["config"]]["hidden_dim"]
     rng = np.random.default_rng(0)

@@ -7,7 +7,7 @@ task prefix included): BoolQ has a median near 150 tokens and a long tail past 5
 (cut to 512, as training cuts it); CB near 80.
 
 `WordTokenizer` stands in for the T5 sentencepiece model where the library's text-level
-functions (`softprompt.core.evaluate`) need one: every whitespace word becomes one piece
+functions (`softprompt.core.inference.evaluate`) need one: every whitespace word becomes one piece
 per 4 characters, mapped to a fixed id of the full 32k vocabulary, so label strings are
 1-4 tokens long like T5's and any id the model generates detokenizes.
 

@@ -59,8 +59,8 @@ def adapt_command(work: Path, out: Path, steps: int, seed: int) -> list[str]:
 def check(preset: str, n: int = 96, seed: int = 1, echo=print) -> dict:
     """Accuracy (%) of every pretraining skill on fresh sentences, and the demo baselines."""
     from softprompt.core import demo
-    from softprompt.core.evaluate import decode_texts
-    from softprompt.core.model import PromptedT5
+    from softprompt.core.inference.evaluate import decode_texts
+    from softprompt.core.model.prompted_t5 import PromptedT5
     from softprompt.data import synthetic
 
     model = PromptedT5.from_preset(preset, prompt_length=1, init="zeros")

@@ -22,7 +22,7 @@ def hf_config(model: dict):
     """transformers' `T5Config` for a benchmark `ModelSpec` dict (dropout 0, like ours)."""
     from transformers import T5Config
 
-    from softprompt.core.scratch import CONFIGS
+    from softprompt.core.pretraining.scratch import CONFIGS
 
     arch = CONFIGS[model["config"]]
     gated = model["style"] == "t5.1.1"

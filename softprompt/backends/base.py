@@ -366,7 +366,7 @@ class Adapter:
         A kernel is ``kernel(query, key, value, bias) -> output`` with queries
         ``(batch, q, heads, dim)``, keys and values ``(batch, k, heads, dim)``, unscaled
         scores and `bias` broadcastable to ``(batch, heads, q, k)``; it must compute
-        ``softmax(Q K^T + bias) V`` and its gradient. `softprompt.core.t5_blocks` uses
+        ``softmax(Q K^T + bias) V`` and its gradient. `softprompt.core.model.t5_blocks` uses
         it where no attention dropout is active; measure a kernel against the written-out
         core with `benchmarks/attention_core.py [--dtype D]`.
 

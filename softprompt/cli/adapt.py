@@ -73,8 +73,8 @@ def adapt(preset, from_config, style, vocab_size, vocab_model, corpus, steps, ba
         softprompt adapt --from-config tiny --vocab-size 2000 --corpus a.txt --corpus tasks.jsonl \\
             --steps 5000 --out my_tiny_t5
     """
-    from softprompt.core.adapt import AdaptConfig
-    from softprompt.core.adapt import adapt as run_adapt
+    from softprompt.core.pretraining.adapt import AdaptConfig
+    from softprompt.core.pretraining.adapt import adapt as run_adapt
 
     config = AdaptConfig(
         out=out, corpus=list(corpus), preset=preset, from_config=_config_value(from_config),

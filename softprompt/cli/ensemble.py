@@ -51,8 +51,8 @@ def ensemble(prompt_files, task, template, target_field, labels, data, split, me
         softprompt ensemble --prompt runs/s0/best.npy --prompt runs/s1/best.npy \\
             --prompt runs/s2/best.npy --task boolq --data data/BoolQ
     """
-    from softprompt.core import ensemble as ens
-    from softprompt.core import evaluate as ev
+    from softprompt.core.inference import ensemble as ens
+    from softprompt.core.inference import evaluate as ev
 
     for name, value in (("--batch-size", batch_size), ("--max-input-length", max_input_length),
                         ("--max-target-length", max_target_length)):

@@ -66,7 +66,7 @@ def _cell(value) -> str:
 
 
 def write_json(path, data) -> None:
-    from softprompt.core.atomic import atomic_write
+    from softprompt.core.io.atomic import atomic_write
 
     with atomic_write(Path(path), "w") as f:
         json.dump(data, f, indent=2)
@@ -114,7 +114,7 @@ def evaluate(prompt_file, task, template, target_field, labels, data, split, met
         softprompt eval --prompt official/boolq_prompt --preset t5_base_lm_adapt \\
             --task boolq --data data/BoolQ --method rank --output metrics.json
     """
-    from softprompt.core import evaluate as ev
+    from softprompt.core.inference import evaluate as ev
 
     for name, value in (("--batch-size", batch_size), ("--max-input-length", max_input_length),
                         ("--max-target-length", max_target_length)):

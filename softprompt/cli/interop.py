@@ -28,7 +28,7 @@ def export(prompt, to, out, prompt_index, base_model):
         softprompt export runs/boolq/best.npy --to peft adapters/boolq
         softprompt export runs/boolq/best.npy --to official exports/boolq_prompt
     """
-    from softprompt.core.peft_format import export_official, export_peft
+    from softprompt.core.interop.peft import export_official, export_peft
 
     if to == "peft":
         path = export_peft(prompt, out, base_model=base_model, prompt_index=prompt_index)
@@ -54,7 +54,7 @@ def import_(peft_dir, out):
     Example:
         softprompt import adapters/boolq boolq.npy
     """
-    from softprompt.core.peft_format import import_peft
+    from softprompt.core.interop.peft import import_peft
 
     path, info = import_peft(peft_dir, out)
     if info["dropped_rows"]:

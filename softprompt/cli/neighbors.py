@@ -34,8 +34,8 @@ def neighbors(prompt, preset, k, task, labels, allow_mismatch, output):
         softprompt neighbors official/prompt --preset t5_base_lm_adapt --task boolq \\
             --output neighbors.json
     """
-    from softprompt.core import evaluate as ev
-    from softprompt.core.neighbors import nearest_tokens
+    from softprompt.core.inference import evaluate as ev
+    from softprompt.core.inference.neighbors import nearest_tokens
 
     if k < 1:
         raise ValueError(f"-k must be at least 1, got {k}")

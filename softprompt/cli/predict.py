@@ -105,7 +105,7 @@ def predict(prompt_specs, input_path, output, method, batch_size, preset, allow_
         # {"prompt": "boolq", "passage": "...", "question": "..."}
         # {"prompt": "rte", "text": "hypothesis: ... premise: ..."}
     """
-    from softprompt.core import predict as pr
+    from softprompt.core.inference import predict as pr
 
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
@@ -119,7 +119,7 @@ def predict(prompt_specs, input_path, output, method, batch_size, preset, allow_
     if output == "-":
         click.echo(lines, nl=False)
     else:
-        from softprompt.core.atomic import atomic_write
+        from softprompt.core.io.atomic import atomic_write
 
         with atomic_write(Path(output), "w") as f:
             f.write(lines)

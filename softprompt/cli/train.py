@@ -94,8 +94,13 @@ def train(**options):
             --labels negative,positive --data reviews/ --steps 2000 --eval-every 200
         softprompt train --out runs/boolq --resume
     """
-    from softprompt.core.train import TrainConfig, TrainingDiverged, check_out, read_run_config
-    from softprompt.core.train import train as run_training
+    from softprompt.core.training.train import (
+        TrainConfig,
+        TrainingDiverged,
+        check_out,
+        read_run_config,
+    )
+    from softprompt.core.training.train import train as run_training
 
     ctx = click.get_current_context()
     explicit = {name for name in options

@@ -20,10 +20,13 @@ plus the vocabulary words nearest to each learned prompt vector.
 
 This is a small synthetic demo task, not a benchmark.
 
+It sits at the top of core/, above the rooms, because it composes them: training
+(`core.training`) and inference (`core.inference`) around the built-in task.
+
 The CLI uses three hooks: `configure` fills in the options before training,
 `prepare_backend` sets the backend's CPU threading for a model this small,
 and `report` prints the comparison after training. `run` does all three
-around `softprompt.core.train.train` for Python users.
+around `softprompt.core.training.train.train` for Python users.
 
 Example:
     >>> from softprompt.core import demo
@@ -110,7 +113,7 @@ def task():
 
 def with_instruction(model, instruction: str = INSTRUCTION):
     """A model whose prompt is the instruction's token embeddings (prompt design)."""
-    from softprompt.core import tokens as tok
+    from softprompt.core.text import tokens as tok
 
     ids = tok.encode(model.tokenizer, [instruction], add_eos=False)[0]
     return model.with_prompts([model.embedding_matrix()[ids]])
@@ -126,7 +129,7 @@ def baselines(model, examples, max_input_length: int = 64, batch_size: int = 100
     likely of the 6 foods), whose chance level is 16.7 %: with decoding the
     frozen model continues the sentence and never answers with a food.
     """
-    from softprompt.core.evaluate import evaluate
+    from softprompt.core.inference.evaluate import evaluate
 
     the_task = task()
     bare = model.without_prompt()
@@ -150,9 +153,9 @@ def report(config, result=None, echo=None, k: int = 5) -> dict:
     ``eval_split``, ``max_input_length``); `result` its `TrainResult`. Writes
     ``OUT/demo.json`` and returns the same summary.
     """
-    from softprompt.core.files import load_prompt
-    from softprompt.core.model import PromptedT5
-    from softprompt.core.neighbors import nearest_tokens
+    from softprompt.core.inference.neighbors import nearest_tokens
+    from softprompt.core.io.prompt_files import load_prompt
+    from softprompt.core.model.prompted_t5 import PromptedT5
 
     if echo is None:
         def echo(text):
@@ -170,7 +173,7 @@ def report(config, result=None, echo=None, k: int = 5) -> dict:
     tuned = meta.get("metrics", {}).get(METRIC)
     if tuned is None:
         model.load_prompt(best)
-        from softprompt.core.evaluate import evaluate
+        from softprompt.core.inference.evaluate import evaluate
 
         tuned = evaluate(model, the_task, dev, "decode", batch_size=100)[0][METRIC]
     scores["prompt_tuning"] = float(tuned)
@@ -206,7 +209,7 @@ def report(config, result=None, echo=None, k: int = 5) -> dict:
         "neighbors": [{"position": r["position"], "tokens": r["tokens"]} for r in rows],
         "report_seconds": round(time.perf_counter() - t0, 2),
     }
-    from softprompt.core.atomic import atomic_write
+    from softprompt.core.io.atomic import atomic_write
 
     with atomic_write(out / SUMMARY, "w") as f:
         json.dump(summary, f, indent=1)
@@ -222,7 +225,7 @@ def run(out: str = DEFAULTS["out"], progress=False, echo=None, **overrides) -> d
 
     `overrides` are `TrainConfig` fields (``steps=100``, ``prompt_length=5``, ...).
     """
-    from softprompt.core.train import TrainConfig, train
+    from softprompt.core.training.train import TrainConfig, train
 
     if echo is None:
         def echo(text):

@@ -70,7 +70,7 @@ class Worker:
     def backbone(self, spec):
         key = modelspec.arch_key(spec)
         if key not in self.backbones:
-            from softprompt.core.scratch import build_backbone
+            from softprompt.core.pretraining.scratch import build_backbone
 
             arch = modelspec.SIZES[spec["size"]]
             self.backbones[key] = [build_backbone(spec["vocab"], arch, spec["style"], dropout=0.0),
@@ -85,7 +85,7 @@ class Worker:
         return entry[0]
 
     def model(self, spec, prompt=None, purpose="forward"):
-        from softprompt.core.model import PromptedT5
+        from softprompt.core.model.prompted_t5 import PromptedT5
 
         key = modelspec.model_key(spec) + (purpose,)
         backbone = self.backbone(spec)
@@ -132,8 +132,8 @@ class Worker:
 
     def fresh_model(self, spec):
         """A new backbone and model for `spec`, built from scratch and not cached."""
-        from softprompt.core.model import PromptedT5
-        from softprompt.core.scratch import build_backbone
+        from softprompt.core.model.prompted_t5 import PromptedT5
+        from softprompt.core.pretraining.scratch import build_backbone
 
         arch = modelspec.SIZES[spec["size"]]
         bb = build_backbone(spec["vocab"], arch, spec["style"], dropout=0.0, seed=spec["seed"])
@@ -148,7 +148,7 @@ class Worker:
         With ``fresh=True`` the model is built from scratch first, and the
         fingerprint of its backbone weights is returned too (determinism).
         """
-        from softprompt.core.loss import seq2seq_loss
+        from softprompt.core.model.loss import seq2seq_loss
 
         case = req["case"]
         if req.get("fresh"):
@@ -222,13 +222,13 @@ class Worker:
         if name == "sgd":
             return self.keras.optimizers.SGD(**opt)
         if name == "adafactor":
-            from softprompt.core.adafactor import Adafactor
+            from softprompt.core.training.adafactor import Adafactor
 
             return Adafactor(**opt)
         raise ValueError(f"unknown optimizer {name!r}")
 
     def op_greedy(self, req):
-        from softprompt.core.decode import greedy_tokens
+        from softprompt.core.inference.decoding import greedy_tokens
 
         case = req["case"]
         model = self.model(case["model"], case["prompt"])
@@ -240,7 +240,7 @@ class Worker:
         return {"tokens": np.asarray(tokens), "margins": np.asarray(margins)}
 
     def op_score(self, req):
-        from softprompt.core.decode import score_tokens
+        from softprompt.core.inference.decoding import score_tokens
 
         case = req["case"]
         model = self.model(case["model"], case["prompt"])
@@ -250,7 +250,7 @@ class Worker:
 
     def op_build_preset(self, req):
         """Build a tiny preset with a sentencepiece tokenizer (for the initializers)."""
-        from softprompt.core.scratch import build_preset
+        from softprompt.core.pretraining.scratch import build_preset
 
         path = build_preset(req["path"], req["texts"], config=req["config"], style=req["style"],
                             vocab_size=req["vocab_size"], seed=req["seed"])
@@ -260,7 +260,7 @@ class Worker:
         """The initial prompt that `PromptedT5` computes for an init/seed on a preset."""
         import keras_hub
 
-        from softprompt.core.model import PromptedT5
+        from softprompt.core.model.prompted_t5 import PromptedT5
 
         path = req["preset"]
         if path not in self.presets:

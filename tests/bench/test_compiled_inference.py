@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from softprompt.core.decode import greedy_tokens, pad_batch, score_tokens
-from softprompt.core.model import PromptedT5
+from softprompt.core.inference.decoding import greedy_tokens, pad_batch, score_tokens
+from softprompt.core.model.prompted_t5 import PromptedT5
 
 ENC, MASK = pad_batch([[7, 8, 9, 10, 1], [11, 1]])
 CANDIDATES = [[[5, 1], [6, 7, 1]], [[8, 1], [5, 5, 1]]]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from task_helpers import LABELS, TASK, TRAIN, write_task
 
-from softprompt.core.files import load_prompt
+from softprompt.core.io.prompt_files import load_prompt
 
 COMMANDS = ("train", "eval", "predict", "ensemble", "neighbors", "info")
 # What the frameworks themselves print on start-up (absl, oneDNN); not softprompt's output.
@@ -159,7 +159,7 @@ def test_eval_in_bfloat16(runner, cli, trained, task_dir, tmp_path):
     """``--dtype bfloat16`` builds the frozen model in bfloat16 and evaluates the same prompt."""
     import keras
 
-    from softprompt.core import evaluate
+    from softprompt.core.inference import evaluate
 
     seen = []
     original = evaluate.evaluate
@@ -201,7 +201,7 @@ def test_eval_of_a_prompt_without_sidecar_needs_a_preset(runner, cli, trained, t
 @pytest.fixture(scope="module")
 def two_prompts(trained):
     """Prompts a (step 2) and b (step 4) over one loaded model."""
-    from softprompt.core.evaluate import model_for_prompts
+    from softprompt.core.inference.evaluate import model_for_prompts
 
     files = [trained / "checkpoints/step-2.npy", trained / "checkpoints/step-4.npy"]
     model, arrays, metas = model_for_prompts(files)
@@ -211,7 +211,7 @@ def two_prompts(trained):
 @pytest.mark.parametrize("method", ["decode", "rank"])
 def test_predict_mixed_file_equals_per_prompt_runs(runner, cli, two_prompts, task_dir, tmp_path,
                                                    method):
-    from softprompt.core.predict import answer
+    from softprompt.core.inference.predict import answer
 
     (a, b), model, arrays, metas = two_prompts
     lines = {"a": [], "b": []}

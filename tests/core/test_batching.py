@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softprompt.core import batching
-from softprompt.core.batching import Encoded, TrainBatches, bucket_lengths
+from softprompt.core.text import batching
+from softprompt.core.text.batching import Encoded, TrainBatches, bucket_lengths
 
 
 class FakeTokenizer:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from softprompt.core import tokens
-from softprompt.core.decode import greedy_tokens, pad_batch, score, score_tokens
-from softprompt.core.model import PromptedT5
+from softprompt.core.inference.decoding import greedy_tokens, pad_batch, score, score_tokens
+from softprompt.core.model.prompted_t5 import PromptedT5
+from softprompt.core.text import tokens
 
 
 def test_cached_greedy_equals_uncached_argmax(preset):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from softprompt import tasks
-from softprompt.core import ensemble as ens
-from softprompt.core import evaluate as ev
-from softprompt.core.model import PromptedT5
+from softprompt.core.inference import ensemble as ens
+from softprompt.core.inference import evaluate as ev
+from softprompt.core.model.prompted_t5 import PromptedT5
 
 LABELS = ["negative", "positive"]
 WORDS = "good great bad terrible movie film story plot actor scene the cat".split()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from softprompt import tasks
-from softprompt.core import evaluate as ev
-from softprompt.core.files import save_prompt
-from softprompt.core.model import PromptedT5
+from softprompt.core.inference import evaluate as ev
+from softprompt.core.io.prompt_files import save_prompt
+from softprompt.core.model.prompted_t5 import PromptedT5
 
 # Short inputs (one length bucket) and batches of 6 rows throughout: the tests share shapes,
 # so eager backends compile each operation once.
@@ -70,7 +70,7 @@ def test_per_input_decode_lengths_match_separate_runs(model):
 
 def test_inputs_with_different_candidate_counts_get_their_own_scores(model, monkeypatch):
     """Inputs are grouped by candidate count; each gets its own row back, in order."""
-    from softprompt.core import decode
+    from softprompt.core.inference import decoding as decode
 
     def fake_score_tokens(model, ids, mask, candidates, prompt_ids=None):
         # a score that identifies (input, candidate): sums of their ids

@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from softprompt.core.files import load_prompt, save_prompt, sidecar_path
-from softprompt.core.model import PromptedT5
+from softprompt.core.io.prompt_files import load_prompt, save_prompt, sidecar_path
+from softprompt.core.model.prompted_t5 import PromptedT5
 
 
 def test_round_trip_with_sidecar(tmp_path):

@@ -7,10 +7,10 @@ import keras_hub
 import numpy as np
 import pytest
 
-from softprompt.core import tokens
-from softprompt.core.files import save_prompt
-from softprompt.core.init import TOP_VOCAB, frequent_ids, initial_prompt
-from softprompt.core.model import PromptedT5
+from softprompt.core.io.prompt_files import save_prompt
+from softprompt.core.model.init import TOP_VOCAB, frequent_ids, initial_prompt
+from softprompt.core.model.prompted_t5 import PromptedT5
+from softprompt.core.text import tokens
 
 
 @pytest.fixture(scope="module")

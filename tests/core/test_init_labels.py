@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softprompt.core import demo, tokens
-from softprompt.core.init import frequent_ids, initial_prompt
-from softprompt.core.model import PromptedT5
+from softprompt.core import demo
+from softprompt.core.model.init import frequent_ids, initial_prompt
+from softprompt.core.model.prompted_t5 import PromptedT5
+from softprompt.core.text import tokens
 
 
 @pytest.fixture(scope="module")

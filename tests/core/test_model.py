@@ -7,9 +7,9 @@ import keras_hub
 import numpy as np
 import pytest
 
-from softprompt.core import tokens
-from softprompt.core.decode import pad_batch
-from softprompt.core.model import PromptedT5
+from softprompt.core.inference.decoding import pad_batch
+from softprompt.core.model.prompted_t5 import PromptedT5
+from softprompt.core.text import tokens
 
 
 def _inputs(enc_rows, dec_rows, prompt_ids=None):
@@ -111,7 +111,7 @@ def test_fit_changes_only_the_prompt(preset_v11):
 
 
 def test_loss_is_masked_cross_entropy_plus_z_loss(preset_v10):
-    from softprompt.core.loss import seq2seq_loss
+    from softprompt.core.model.loss import seq2seq_loss
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 3, 7)).astype(np.float32)

@@ -17,7 +17,7 @@ import pytest
 from keras import ops
 
 from softprompt import backends
-from softprompt.core.model import PromptedT5
+from softprompt.core.model.prompted_t5 import PromptedT5
 
 P = 4
 
@@ -98,7 +98,7 @@ def test_reduced_precision_trains_like_float32(preset_v11):
 
 def test_reduced_precision_decodes_and_scores(preset_v11):
     """Greedy decoding (cached) and rank scores run in bfloat16 and stay close to float32."""
-    from softprompt.core.decode import score
+    from softprompt.core.inference.decoding import score
 
     full, reduced = _models(preset_v11, "bfloat16")
     texts = ["the red fox ran.", "two blue boxes near the lake."]

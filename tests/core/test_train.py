@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from task_helpers import LABELS, TASK_ARGS, reuse_compilations, write_task  # noqa: E402,F401
 
-from softprompt.core import train_state
-from softprompt.core.files import load_prompt
-from softprompt.core.train import TrainConfig, TrainingDiverged, train
+from softprompt.core.io.prompt_files import load_prompt
+from softprompt.core.training import state as train_state
+from softprompt.core.training.train import TrainConfig, TrainingDiverged, train
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from softprompt.core.convert_hf import (
+from softprompt.core.interop.hf_t5 import (
     check_checkpoint,
     convert_hf_t5,
     load_hf_t5,

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from softprompt.core.files import load_prompt, save_prompt
-from softprompt.core.peft_format import (
+from softprompt.core.interop.peft import (
     export_official,
     export_peft,
     import_peft,
     read_peft,
     select_prompt,
 )
+from softprompt.core.io.prompt_files import load_prompt, save_prompt
 
 P, D = 5, 16
 BACKBONE = {"preset": "tiny", "hidden_dim": D, "vocabulary_size": 120,

@@ -1,6 +1,6 @@
 """The body of a training run (`Run`): set-up, the step loop, evaluations and checkpoints.
 
-`softprompt.core.train.train` creates a `Run` inside the distribution's scope
+`softprompt.core.training.train.train` creates a `Run` inside the distribution's scope
 and calls `Run.run`; see that module for what a run does and writes.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from softprompt.core import train_state
-from softprompt.core.atomic import atomic_write
-from softprompt.core.train import (
+from softprompt.core.io.atomic import atomic_write
+from softprompt.core.training import state as train_state
+from softprompt.core.training.train import (
     CONFIG,
     METRICS,
     TrainConfig,
@@ -48,7 +48,7 @@ def _resolve_preset_path(preset: str) -> str:
 
 def build_model(config: TrainConfig, task):
     """The `PromptedT5` of a run: preset, prompt length, initializer, dropout."""
-    from softprompt.core.model import PromptedT5
+    from softprompt.core.model.prompted_t5 import PromptedT5
 
     init = config.init or ("class-labels" if task.labels else "sampled-vocab")
     model = PromptedT5.from_preset(
@@ -121,8 +121,8 @@ class Run:
     def __init__(self, config: TrainConfig, resume: bool, callbacks: Sequence, progress,
                  echo, dist):
         from softprompt import backends, tasks
-        from softprompt.core import batching
-        from softprompt.core.evaluate import target_length
+        from softprompt.core.inference.evaluate import target_length
+        from softprompt.core.text import batching
 
         self.config = config
         self.echo = echo
@@ -142,7 +142,7 @@ class Run:
         dist.barrier()
 
         self.adapter.seed(config.seed)
-        from softprompt.core.adafactor import Adafactor
+        from softprompt.core.training.adafactor import Adafactor
 
         self.model = dist.prepare(build_model(config, self.task))
         self.model.compile(optimizer=Adafactor(learning_rate=config.lr))
@@ -247,7 +247,7 @@ class Run:
     def _callbacks(self, extra, progress):
         import keras
 
-        from softprompt.core import train_callbacks as cb
+        from softprompt.core.training import callbacks as cb
 
         items = []
         if progress and self.chief:
@@ -281,7 +281,7 @@ class Run:
         }
 
     def evaluate(self) -> dict:
-        from softprompt.core.evaluate import evaluate
+        from softprompt.core.inference.evaluate import evaluate
 
         metrics, _ = evaluate(
             self.model, self.task, self.dev, self.config.eval_method,
@@ -332,7 +332,7 @@ class Run:
         self.dist.barrier()
 
     def _copy_best(self, step: int) -> None:
-        from softprompt.core.files import load_prompt, save_prompt
+        from softprompt.core.io.prompt_files import load_prompt, save_prompt
 
         array, meta = load_prompt(train_state.prompt_path(self.out, step))
         save_prompt(self.out / "best.npy", array, **{k: v for k, v in meta.items()
@@ -390,7 +390,7 @@ class Run:
     def _draw_curve(self) -> None:
         import warnings
 
-        from softprompt.core.train_callbacks import draw_curve
+        from softprompt.core.training.callbacks import draw_curve
 
         try:
             draw_curve(self.out, self.metric)

@@ -14,13 +14,13 @@
    (greedy decoding or rank classification), saves
    ``checkpoints/step-N.npy`` with its metrics in the sidecar, keeps
    ``best.npy`` for the best dev score, appends to ``metrics.jsonl``, and
-   commits the resume state (`softprompt.core.train_state`);
+   commits the resume state (`softprompt.core.training.state`);
 5. stops at a NaN/inf loss (`TrainingDiverged`, the last good checkpoint
    untouched), at early stopping, or on Ctrl-C (the current step finishes and
    is checkpointed); draws ``curve.png`` at the end.
 
 The run itself (set-up, the step loop, evaluations, checkpoints) is
-`softprompt.core.train_loop.Run`; this module holds the options, the result
+`softprompt.core.training.loop.Run`; this module holds the options, the result
 and the checks around it.
 
 Resume is exact: batch ``s`` is a pure function of the data, the seed and
@@ -29,7 +29,7 @@ dropout seed states, so a resumed run computes the same updates as one that
 was never stopped (on the same backend and device).
 
 Example:
-    >>> from softprompt.core.train import TrainConfig, train
+    >>> from softprompt.core.training.train import TrainConfig, train
     >>> result = train(TrainConfig(out="runs/rte", preset="t5_base_lm_adapt", task="rte",
     ...                            data="data/RTE", steps=30000))
     >>> result.best_step, result.best_score
@@ -49,8 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
-from softprompt.core import train_state
-from softprompt.core.atomic import atomic_write
+from softprompt.core.io.atomic import atomic_write
+from softprompt.core.training import state as train_state
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -312,7 +312,7 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence = ()
             checkpoint; only ``steps`` and the distribution options may differ
             from the stopped run.
         callbacks: extra `keras.callbacks.Callback`s (see
-            `softprompt.core.train_callbacks` for what they receive). Setting
+            `softprompt.core.training.callbacks` for what they receive). Setting
             ``model.stop_training = True`` stops after the current step, with
             a checkpoint.
         progress: show the progress bar (on stderr, or on the given stream).
@@ -346,7 +346,7 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence = ()
                              config.devices)
     try:
         with dist.scope():
-            from softprompt.core.train_loop import Run
+            from softprompt.core.training.loop import Run
 
             return Run(config, resume, callbacks, progress, echo, dist).run()
     finally:

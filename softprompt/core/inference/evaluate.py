@@ -1,7 +1,7 @@
 """Inference over examples: greedy decoding or rank classification, batched by length.
 
 Every function here takes token-id inputs grouped into length buckets (the
-same fixed widths as training, `softprompt.core.batching`) and an optional
+same fixed widths as training, `softprompt.core.text.batching`) and an optional
 per-example ``prompt_ids``, so examples for different prompts share batches
 (the paper's multi-task serving). With ``replicas=R`` every input runs under
 prompts ``0..R-1`` of the model in the same batch: an ensemble in one pass.
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from softprompt.core import tokens as tok
-from softprompt.core.batching import bucket_lengths, inference_plan, pad
+from softprompt.core.text import tokens as tok
+from softprompt.core.text.batching import bucket_lengths, inference_plan, pad
 
 METHODS = ("decode", "rank")
 #: Decoding length when nothing tells us how long targets are.
@@ -66,7 +66,7 @@ def decode_ids(model, inputs: Sequence[Sequence[int]], prompt_ids=None, *, max_l
     or one per input (a batch decodes to its longest and cuts each row to its
     own, so mixed batches give what separate runs give).
     """
-    from softprompt.core.decode import greedy_tokens
+    from softprompt.core.inference.decoding import greedy_tokens
 
     inputs = [list(r) for r in inputs]
     pids_all = None if prompt_ids is None else np.asarray(prompt_ids, np.int32)
@@ -93,7 +93,7 @@ def rank_ids(model, inputs: Sequence[Sequence[int]], candidates: Sequence[Sequen
     Inputs with the same number of candidates share batches (one decoder
     pass scores all candidates of a batch).
     """
-    from softprompt.core.decode import score_tokens
+    from softprompt.core.inference.decoding import score_tokens
 
     inputs = [list(r) for r in inputs]
     if len(candidates) != len(inputs):
@@ -277,7 +277,7 @@ def model_for_prompts(prompts: Sequence, preset: str | None = None,
     """
     import warnings
 
-    from softprompt.core.files import load_prompt
+    from softprompt.core.io.prompt_files import load_prompt
 
     if not prompts:
         raise ValueError("no prompt files given")
@@ -306,7 +306,9 @@ def model_for_prompts(prompts: Sequence, preset: str | None = None,
                 "pass --preset to choose one"
             )
         preset = named.pop()
-    from softprompt.core.model import PromptedT5  # keras loads here, after the cheap checks
+    from softprompt.core.model.prompted_t5 import (
+        PromptedT5,  # keras loads here, after the cheap checks
+    )
 
     model = PromptedT5.from_preset(preset, prompt_length=arrays[0].shape[0], init="uniform",
                                    seed=0)

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from softprompt.core.atomic import atomic_write
-from softprompt.core.files import _as_numpy, load_prompt, save_prompt
+from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.prompt_files import _as_numpy, load_prompt, save_prompt
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -90,7 +90,7 @@ def _base_model_name(meta: dict) -> str | None:
     backbone = meta.get("backbone")
     preset = backbone.get("preset") if isinstance(backbone, dict) else None
     if preset:
-        from softprompt.core.convert_hf import conversion_record
+        from softprompt.core.interop.hf_t5 import conversion_record
 
         # A preset converted from Hugging Face names the checkpoint PEFT's T5 loads.
         record = conversion_record(preset) if Path(str(preset)).is_dir() else {}
@@ -242,7 +242,7 @@ def _read_tensor(adapter_dir: Path) -> tuple[np.ndarray, dict]:
                     )
                 header = f.metadata() or {}
                 if f.get_slice(TENSOR).get_dtype() == "BF16":
-                    from softprompt.core.convert_hf import _read_bf16
+                    from softprompt.core.interop.hf_t5 import _read_bf16
 
                     return _read_bf16(path, TENSOR), header
                 return np.asarray(f.get_tensor(TENSOR), dtype=np.float32), header

@@ -28,7 +28,7 @@ Optimizer (``optimizer=``):
 
 - ``adam`` (default): Adam with global-norm clipping at 1.0 — the fastest to
   train a small model from scratch on CPU;
-- ``adafactor``: `softprompt.core.adafactor.Adafactor` with T5's pretraining
+- ``adafactor``: `softprompt.core.training.adafactor.Adafactor` with T5's pretraining
   setting (factored second moments for every large matrix, updates scaled by
   the parameter RMS, no weight decay).
 
@@ -40,7 +40,7 @@ A run directory (`workdir`, default ``<out>.adapt/``) holds ``config.json``,
 ``train.csv``, ``metrics.jsonl`` (held-out loss every `eval_every` steps),
 ``curve.png``, the starting model (``init/``, so a resume rebuilds the same
 vocabulary) and ``checkpoints/`` (weights + optimizer state per checkpoint,
-committed by ``latest.json`` as in `softprompt.core.train_state`).
+committed by ``latest.json`` as in `softprompt.core.training.state`).
 
 Example:
     >>> result = adapt(AdaptConfig(out="my_t5", corpus=["wiki.txt"], from_config="tiny",
@@ -67,16 +67,16 @@ import numpy as np
 from keras import ops
 
 from softprompt import backends
-from softprompt.core import scratch
-from softprompt.core import tokens as tok
-from softprompt.core import train_callbacks as tc
-from softprompt.core.adafactor import Adafactor
-from softprompt.core.atomic import atomic_write
-from softprompt.core.batching import bucket_index, bucket_lengths, seq2seq_batch
-from softprompt.core.loss import seq2seq_loss, token_losses
-from softprompt.core.presets import resolve_preset
-from softprompt.core.t5_blocks import lm_head
-from softprompt.core.train_loop import truncate_jsonl
+from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.presets import resolve_preset
+from softprompt.core.model.loss import seq2seq_loss, token_losses
+from softprompt.core.model.t5_blocks import lm_head
+from softprompt.core.pretraining import scratch
+from softprompt.core.text import tokens as tok
+from softprompt.core.text.batching import bucket_index, bucket_lengths, seq2seq_batch
+from softprompt.core.training import callbacks as tc
+from softprompt.core.training.adafactor import Adafactor
+from softprompt.core.training.loop import truncate_jsonl
 
 OPTIMIZERS = ("adam", "adafactor")
 VOCAB_MODELS = scratch.MODEL_TYPES
@@ -99,7 +99,7 @@ class AdaptConfig:
         corpus: corpus files (see the module docs).
         preset: the starting model (a preset `PromptedT5.from_preset` accepts).
         from_config: or start from random weights: a name in
-            `softprompt.core.scratch.CONFIGS` (``tiny``, ``small``, ...) or a
+            `softprompt.core.pretraining.scratch.CONFIGS` (``tiny``, ``small``, ...) or a
             dict of `T5Backbone` sizes (``hidden_dim``, ``num_layers``, ...).
         style: ``t5.1.1`` (gated GELU, untied) or ``t5.1.0`` (relu, tied),
             with `from_config`.
@@ -341,7 +341,7 @@ class Seq2SeqLM(keras.Model):
     """A T5 that trains whole (encoder, decoder, embeddings) with T5's LM head.
 
     Inputs are keras-hub's four T5 keys; the output is the logits. The loss
-    is `softprompt.core.loss.seq2seq_loss` (masked cross-entropy + z-loss).
+    is `softprompt.core.model.loss.seq2seq_loss` (masked cross-entropy + z-loss).
 
     Example:
         >>> lm = Seq2SeqLM(keras_hub.models.T5Backbone.from_preset("softprompt_tiny"))

@@ -84,7 +84,7 @@ class Adafactor(keras.optimizers.Optimizer):
     Examples:
 
     >>> import keras, numpy as np
-    >>> from softprompt.core.adafactor import Adafactor
+    >>> from softprompt.core.training.adafactor import Adafactor
     >>> prompt = keras.Variable(np.zeros((1, 4, 8), "float32"), name="prompt")
     >>> optimizer = Adafactor()  # the paper's setting
     >>> optimizer.apply([np.ones((1, 4, 8), "float32")], [prompt])

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from softprompt.core import tokens
+from softprompt.core.text import tokens
 
 INITS = ("uniform", "sampled-vocab", "class-labels", "text", "file")
 #: The paper samples from the 5,000 most frequent tokens.
@@ -106,7 +106,7 @@ def label_embeddings(emb: np.ndarray, tokenizer, labels) -> np.ndarray:
 
 
 def _from_file(file, num_prompts: int, length: int, dim: int) -> np.ndarray:
-    from softprompt.core.files import load_prompt
+    from softprompt.core.io.prompt_files import load_prompt
 
     if file is None:
         raise ValueError("prompt init 'file' needs init_file (a prompt .npy file)")

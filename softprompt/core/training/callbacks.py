@@ -1,6 +1,6 @@
 """Keras callbacks of the training loop: progress bar, ``train.csv``, TensorBoard, the curve.
 
-The loop (`softprompt.core.train`) calls ``on_train_batch_end(step, logs)``
+The loop (`softprompt.core.training.train`) calls ``on_train_batch_end(step, logs)``
 with the global step number (1-based: updates done so far) and
 ``logs = {"loss": ...}``, and ``on_test_end(logs)`` after every dev
 evaluation with ``logs = {"step": ..., <metric>: ..., ...}``.

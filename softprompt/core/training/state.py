@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softprompt.core.atomic import atomic_write
+from softprompt.core.io.atomic import atomic_write
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"

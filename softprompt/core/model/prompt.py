@@ -22,7 +22,7 @@ class SoftPrompt(keras.layers.Layer):
         hidden_dim: int. The model's embedding size d.
         num_prompts: int. How many prompts the variable holds.
         initializer: a keras initializer for the variable (the model usually
-            overwrites it with one of `softprompt.core.init`'s arrays).
+            overwrites it with one of `softprompt.core.model.init`'s arrays).
 
     Example:
         >>> layer = SoftPrompt(length=4, hidden_dim=8, num_prompts=2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "presets"
+PACKAGE_PRESETS = Path(__file__).resolve().parents[2] / "presets"
 
 
 def embedded_presets() -> dict[str, Path]:

@@ -8,11 +8,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from softprompt.core import files
-from softprompt.core.init import INITS, initial_prompt
-from softprompt.core.loss import seq2seq_loss
-from softprompt.core.prompt import SoftPrompt
-from softprompt.core.t5_blocks import layer_norm, lm_head, project, transformer_layer
+from softprompt.core.io import prompt_files as files
+from softprompt.core.model.init import INITS, initial_prompt
+from softprompt.core.model.loss import seq2seq_loss
+from softprompt.core.model.prompt import SoftPrompt
+from softprompt.core.model.t5_blocks import layer_norm, lm_head, project, transformer_layer
 
 
 @keras.saving.register_keras_serializable(package="softprompt")
@@ -37,7 +37,7 @@ class PromptedT5(keras.Model):
         prompt_length: int. P, the number of virtual tokens (paper: 100).
         num_prompts: int. How many prompts the variable holds.
         init: one of ``uniform``, ``sampled-vocab``, ``class-labels``,
-            ``text``, ``file`` (see `softprompt.core.init`).
+            ``text``, ``file`` (see `softprompt.core.model.init`).
         init_labels: label strings for ``class-labels``.
         init_text: text for ``text``.
         init_file: a prompt file (or array) for ``file``.
@@ -140,7 +140,7 @@ class PromptedT5(keras.Model):
         ``sampled-vocab``. `dropout` overrides the backbone's dropout rate
         (used only when ``training=True``; the official runs used 0.1).
         ``dtype="bfloat16"`` (or ``"mixed_bfloat16"``) runs the frozen backbone in
-        bfloat16 with float32 layer norms, softmax and logits (`softprompt.core.t5_blocks`);
+        bfloat16 with float32 layer norms, softmax and logits (`softprompt.core.model.t5_blocks`);
         the prompt stays float32.
 
         Example:
@@ -149,7 +149,7 @@ class PromptedT5(keras.Model):
         """
         import keras_hub
 
-        from softprompt.core.presets import resolve_preset
+        from softprompt.core.io.presets import resolve_preset
 
         if init is None:
             init = (
@@ -329,7 +329,7 @@ class PromptedT5(keras.Model):
         from softprompt import backends
 
         if optimizer is None:
-            from softprompt.core.adafactor import Adafactor
+            from softprompt.core.training.adafactor import Adafactor
 
             optimizer = Adafactor(learning_rate=0.3)
         if z_loss is not None:
@@ -481,7 +481,7 @@ class PromptedT5(keras.Model):
             >>> model.generate(["passage: ... question: ..."], max_length=4)
             ['True']
         """
-        from softprompt.core.decode import generate
+        from softprompt.core.inference.decoding import generate
 
         return generate(self, texts, max_length=max_length, prompt_ids=prompt_ids,
                         batch_size=batch_size, max_input_length=max_input_length)

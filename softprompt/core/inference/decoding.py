@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from keras import ops
 
-from softprompt.core import tokens as tok
-from softprompt.core.t5_blocks import layer_norm, transformer_layer
+from softprompt.core.model.t5_blocks import layer_norm, transformer_layer
+from softprompt.core.text import tokens as tok
 
 
 def pad_batch(rows: Sequence[Sequence[int]], length: int | None = None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from softprompt.core import evaluate as ev
+from softprompt.core.inference import evaluate as ev
 
 
 def _task_for(record: dict, meta: dict, cache: dict):

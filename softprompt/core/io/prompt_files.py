@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softprompt.core.atomic import atomic_write
+from softprompt.core.io.atomic import atomic_write
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from softprompt.core import evaluate as ev
+from softprompt.core.inference import evaluate as ev
 
 
 def combine_scores(scores: Sequence[np.ndarray], candidates: Sequence[Sequence[str]]) -> list[str]:

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from softprompt.core import tokens as tok
+from softprompt.core.text import tokens as tok
 
 #: The shortest bucket length.
 SMALLEST_BUCKET = 16

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from softprompt.core import tokens as tok
+from softprompt.core.text import tokens as tok
 
 
 def cosine_top_k(vectors, matrix, k: int = 5, exclude=()) -> tuple[np.ndarray, np.ndarray]:

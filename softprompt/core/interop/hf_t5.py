@@ -25,7 +25,7 @@ How Hugging Face's T5 maps onto keras-hub's `T5Backbone`:
   maximum distance 128: keras-hub fixes both, other values are refused.
 
 Example:
-    >>> from softprompt.core.convert_hf import convert_hf_t5
+    >>> from softprompt.core.interop.hf_t5 import convert_hf_t5
     >>> convert_hf_t5("checkpoints/t5-base-lm-adapt", "presets/t5-base-lm-adapt")
     >>> backbone = keras_hub.models.T5Backbone.from_preset("presets/t5-base-lm-adapt")
 """

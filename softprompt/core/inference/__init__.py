@@ -1,0 +1,1 @@
+"""Inference: generation, scoring, evaluation, ensembles, prediction, neighbours."""

@@ -1,0 +1,1 @@
+"""Interoperability: Hugging Face T5 checkpoints and PEFT/official prompt formats."""

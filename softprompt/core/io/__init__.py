@@ -1,0 +1,1 @@
+"""Files: prompt files, atomic writes, preset resolution."""

@@ -1,0 +1,1 @@
+"""Pretraining: LM adaptation and from-scratch models."""

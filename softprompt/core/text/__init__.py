@@ -1,0 +1,1 @@
+"""Text handling: tokenizer helpers, batching and bucketing."""
