@@ -37,6 +37,17 @@ menu). No demo sentence occurs in the pretraining files. Without the options
 the model cannot know which of the animal's two foods is asked: a soft prompt
 has to learn, from examples, to stand for the question and the six options.
 
+The comparison task (`COLOR_FOOD`, files ``softprompt/data/color_food/``):
+the input is again a bare sentence, the target what the animal eats from the
+menu its colour selects: red, blue, green and yellow animals from the first
+menu, black, white, brown and pink ones from the second (12 labels, chance
+8.3 %). The instruction can list the twelve foods but has no words the model
+knows for the rule, so it answers one of the animal's two foods (~50 %); a
+tuned prompt or model has to learn the rule from examples, and the rule needs
+the colour *of the animal* — every sentence has two colours, and binding a
+colour to its noun is the small model's weakest skill. None of its sentences
+occurs in the pretraining text.
+
 Example:
     >>> rng = random.Random(0)
     >>> scene = Scene.sample(rng)
@@ -209,20 +220,52 @@ DEMO = {
 }
 
 
+#: The comparison task: the menu the animal's colour selects (see the module's docs).
+COLOR_FOOD = {
+    "name": "color_food",
+    "template": "{sentence}",
+    "target_field": "food",
+    "labels": list(MENUS[0] + MENUS[1]),
+    "instruction": f"{HELD_OUT['food'][0]} options: {' '.join(MENUS[0] + MENUS[1])}.",
+    "sizes": {"train": 4000, "validation": 500},
+}
+#: Animal colours that select the first menu in `COLOR_FOOD` (the others select the second).
+FIRST_MENU_COLORS = COLORS[:4]
+
+
+def color_food(scene: Scene) -> str:
+    """`COLOR_FOOD`'s answer: the animal's food from the menu its colour selects."""
+    return FOODS[scene.animal][0 if scene.c1 in FIRST_MENU_COLORS else 1]
+
+
 def demo_examples(seed: int = 0) -> dict[str, list[dict]]:
     """The demo task's splits: ``{"train": [...], "validation": [...]}``, distinct sentences."""
-    rng = random.Random(f"demo-{seed}")
-    seen: set[str] = set()
+    return _task_examples(DEMO, lambda scene: answer("food", scene), f"demo-{seed}")
+
+
+def color_food_examples(seed: int = 0) -> dict[str, list[dict]]:
+    """`COLOR_FOOD`'s splits; no sentence of the demo or the pretraining text occurs in them."""
+    demo = {row["sentence"] for rows in demo_examples(seed).values() for row in rows}
+    used: set[str] = set()
+    pretraining_texts(LM_LINES, TASK_PAIRS, seed, exclude=demo, used=used)
+    return _task_examples(COLOR_FOOD, color_food, f"{COLOR_FOOD['name']}-{seed}",
+                          exclude=demo | used)
+
+
+def _task_examples(spec: dict, target, rng_name: str,
+                   exclude: set[str] = frozenset()) -> dict[str, list[dict]]:
+    rng = random.Random(rng_name)
+    seen = set(exclude)
     out: dict[str, list[dict]] = {}
     source = _sentences(rng)
-    for split, size in DEMO["sizes"].items():
+    for split, size in spec["sizes"].items():
         rows = []
         while len(rows) < size:
             scene, sentence = next(source)
             if sentence in seen:
                 continue
             seen.add(sentence)
-            rows.append({"sentence": sentence, DEMO["target_field"]: answer("food", scene)})
+            rows.append({"sentence": sentence, spec["target_field"]: target(scene)})
         out[split] = rows
     return out
 
@@ -230,15 +273,24 @@ def demo_examples(seed: int = 0) -> dict[str, list[dict]]:
 # ---------------------------------------------------------------------- pretraining
 
 
+#: The pretraining mixture's size (``lm.txt`` lines, ``tasks.jsonl`` pairs).
+LM_LINES = 20000
+TASK_PAIRS = 40000
+
+
 def pretraining_texts(lm_lines: int, task_pairs: int, seed: int = 0,
-                      exclude: set[str] = frozenset()) -> tuple[list[str], list[dict]]:
+                      exclude: set[str] = frozenset(),
+                      used: set[str] | None = None) -> tuple[list[str], list[dict]]:
     """``(lm_lines, task_pairs)``: prefix-LM text and instruction pairs.
 
-    Sentences in `exclude` (the demo's) are never used. Skills are asked
-    equally often, each in one of its pretraining phrasings at random.
+    Sentences in `exclude` (the demo's) are never used; every sentence used is
+    added to `used` when given. Skills are asked equally often, each in one of
+    its pretraining phrasings at random.
     """
     rng = random.Random(f"pretrain-{seed}")
     source = ((sc, s) for sc, s in _sentences(rng) if s not in exclude)
+    if used is not None:
+        source = (used.add(s) or (sc, s) for sc, s in source)
     lines = []
     for _ in range(lm_lines):
         lines.append(" ".join(next(source)[1] for _ in range(rng.choice((1, 1, 2)))))
@@ -262,13 +314,22 @@ def write_jsonl(path: Path, rows) -> Path:
 
 def write_demo(out_dir: str | Path, seed: int = 0) -> Path:
     """Write the demo task's ``train.jsonl`` and ``validation.jsonl`` into `out_dir`."""
+    return _write_splits(out_dir, demo_examples(seed))
+
+
+def write_color_food(out_dir: str | Path, seed: int = 0) -> Path:
+    """Write `COLOR_FOOD`'s ``train.jsonl`` and ``validation.jsonl`` into `out_dir`."""
+    return _write_splits(out_dir, color_food_examples(seed))
+
+
+def _write_splits(out_dir, splits: dict[str, list[dict]]) -> Path:
     out_dir = Path(out_dir)
-    for split, rows in demo_examples(seed).items():
+    for split, rows in splits.items():
         write_jsonl(out_dir / f"{split}.jsonl", rows)
     return out_dir
 
 
-def pretraining_files(out_dir: str | Path, lm_lines: int = 20000, task_pairs: int = 40000,
+def pretraining_files(out_dir: str | Path, lm_lines: int = LM_LINES, task_pairs: int = TASK_PAIRS,
                       seed: int = 0) -> list[Path]:
     """Write ``lm.txt`` and ``tasks.jsonl`` (the pretraining mixture) into `out_dir`."""
     out_dir = Path(out_dir)

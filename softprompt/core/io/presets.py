@@ -54,3 +54,25 @@ def resolve_preset(preset: str | os.PathLike) -> str:
     if not path.is_dir() or not (path / "config.json").is_file():
         raise FileNotFoundError(f"preset directory {text} has no config.json (not a keras-hub preset)")
     return str(path)
+
+
+#: The file in a model-tuned preset that records how it was trained and evaluated.
+TRAINING_RECORD = "softprompt.json"
+
+
+def read_training_record(preset_dir) -> dict:
+    """The training record of a preset softprompt wrote (``{}`` for any other preset).
+
+    Example:
+        >>> read_training_record("runs/mt/best")["metrics"]
+        {'accuracy': 71.5, 'f1_multiclass': 70.9}
+    """
+    import json
+
+    path = Path(preset_dir) / TRAINING_RECORD
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise ValueError(f"{path} is not valid JSON") from None
