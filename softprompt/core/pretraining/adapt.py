@@ -46,6 +46,11 @@ Example:
     >>> result = adapt(AdaptConfig(out="my_t5", corpus=["wiki.txt"], from_config="tiny",
     ...                            vocab_size=2000, steps=5000))
     >>> PromptedT5.from_preset("my_t5", prompt_length=20)
+
+Why this module is long: it is a whole trainer of every weight (options,
+corpus stream, loop, checkpoints, resume, the preset it writes). Once it runs
+on the one training loop of `softprompt.core.training`, only the corpus
+stream and the preset writing stay here.
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ from softprompt.core.text import tokens as tok
 from softprompt.core.text.batching import bucket_index, bucket_lengths, seq2seq_batch
 from softprompt.core.training import callbacks as tc
 from softprompt.core.training.adafactor import Adafactor
-from softprompt.core.training.loop import truncate_jsonl
+from softprompt.core.training.run_dir import truncate_jsonl
 
 OPTIMIZERS = ("adam", "adafactor")
 VOCAB_MODELS = scratch.MODEL_TYPES
@@ -259,11 +264,11 @@ def read_corpus_files(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, 
 
 
 def tokenize_corpus(tokenizer, texts, pairs, counts) -> Corpus:
-    text_ids = [r for r in tok.encode(tokenizer, texts, add_eos=False) if len(r) >= 2]
+    text_ids = [r for r in tok.tokenize(tokenizer, texts, add_eos=False) if len(r) >= 2]
     if texts and not text_ids:
         raise ValueError("every corpus text is shorter than two tokens: nothing to split")
-    inputs = tok.encode(tokenizer, [p[0] for p in pairs], add_eos=True)
-    targets = tok.encode(tokenizer, [p[1] for p in pairs], add_eos=True)
+    inputs = tok.tokenize(tokenizer, [p[0] for p in pairs], add_eos=True)
+    targets = tok.tokenize(tokenizer, [p[1] for p in pairs], add_eos=True)
     return Corpus(text_ids, list(zip(inputs, targets)), counts)
 
 
