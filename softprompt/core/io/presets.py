@@ -1,5 +1,8 @@
 """Where a preset name points: keras-hub names, local dirs, and presets shipped with softprompt.
 
+A preset converted from a Hugging Face checkpoint (`softprompt.core.interop.hf_t5`)
+records where it came from in ``conversion.json`` (`conversion_record`).
+
 Example:
     >>> resolve_preset("softprompt_tiny")   # a directory inside the installed package
     >>> resolve_preset("./my_preset")       # a local directory, checked to exist
@@ -8,10 +11,13 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 PACKAGE_PRESETS = Path(__file__).resolve().parents[2] / "presets"
+#: Written into a converted preset directory beside keras-hub's files.
+CONVERSION_FILE = "conversion.json"
 
 
 def embedded_presets() -> dict[str, Path]:
@@ -24,6 +30,7 @@ def embedded_presets() -> dict[str, Path]:
 
 
 def _keras_hub_names() -> set[str]:
+    # Only names that are neither embedded nor local need keras-hub (and with it TensorFlow).
     import keras_hub
 
     try:
@@ -54,3 +61,14 @@ def resolve_preset(preset: str | os.PathLike) -> str:
     if not path.is_dir() or not (path / "config.json").is_file():
         raise FileNotFoundError(f"preset directory {text} has no config.json (not a keras-hub preset)")
     return str(path)
+
+
+def conversion_record(preset: str | os.PathLike) -> dict:
+    """The ``conversion.json`` of a converted preset directory ({} when there is none)."""
+    path = Path(preset) / CONVERSION_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
