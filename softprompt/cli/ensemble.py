@@ -6,8 +6,19 @@ from pathlib import Path
 
 import click
 
-from softprompt.cli.common import backend_option, dtype_option, user_errors
-from softprompt.cli.evaluate import echo_table, make_task, task_options, write_json
+from softprompt.cli.common import (
+    as_trained,
+    backend_option,
+    check_positive,
+    dtype_option,
+    echo_table,
+    make_task,
+    task_options,
+    trained_prompt_options,
+    user_errors,
+    write_json,
+)
+from softprompt.core.inference.methods import METHODS
 
 
 @click.command("ensemble")
@@ -19,22 +30,12 @@ from softprompt.cli.evaluate import echo_table, make_task, task_options, write_j
 @task_options
 @click.option("--data", required=True, help="The task's data: a file or its directory.")
 @click.option("--split", default="validation", show_default=True)
-@click.option("--method", type=click.Choice(["decode", "rank"]), default="decode",
+@click.option("--method", type=click.Choice(METHODS), default="decode",
               show_default=True,
               help="decode: majority vote (ties: summed log-likelihood); rank: mean "
                    "log-likelihood of the candidates.")
 @click.option("--metric", default=None, help="Metric of the table (default: the task's main).")
-@click.option("--batch-size", type=int, default=None,
-              help="Inputs per batch, each run under all N prompts (default: as in training, "
-                   "else 32).")
-@click.option("--preset", default=None,
-              help="The frozen model (default: the one the sidecars name).")
-@click.option("--allow-mismatch", is_flag=True,
-              help="Use --preset even if a sidecar names another model.")
-@click.option("--max-input-length", type=int, default=None,
-              help="Input tokens kept (default: as in training, else 512).")
-@click.option("--max-target-length", type=int, default=None,
-              help="Tokens to decode (default: as in training, else from the task).")
+@trained_prompt_options
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Also write every prompt's metrics and the ensemble's to this JSON file.")
 @user_errors
@@ -52,20 +53,15 @@ def ensemble(prompt_files, task, template, target_field, labels, data, split, me
             --prompt runs/s2/best.npy --task boolq --data data/BoolQ
     """
     from softprompt.core.inference import ensemble as ens
-    from softprompt.core.inference import evaluate as ev
+    from softprompt.core.inference.prompts import model_for_prompts
 
-    for name, value in (("--batch-size", batch_size), ("--max-input-length", max_input_length),
-                        ("--max-target-length", max_target_length)):
-        if value is not None and value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}")
-    model, arrays, metas = ev.model_for_prompts(list(prompt_files), preset, allow_mismatch)
+    check_positive(batch_size=batch_size, max_input_length=max_input_length,
+                   max_target_length=max_target_length)
+    model, arrays, metas = model_for_prompts(list(prompt_files), preset, allow_mismatch)
     the_task = make_task(task, template, target_field, labels, metas[0])
     examples = the_task.read(data, split)
-    meta = metas[0]
-    batch_size = batch_size or meta.get("eval_batch_size") or 32
-    max_input_length = max_input_length or meta.get("max_input_length") or 512
-    if max_target_length is None and meta.get("task") == the_task.name:
-        max_target_length = meta.get("max_target_length")
+    batch_size, max_input_length, max_target_length = as_trained(
+        metas[0], the_task, batch_size, max_input_length, max_target_length)
     names = _names(prompt_files)
     result = ens.ensemble(model, arrays, the_task, examples, method, names=names, metric=metric,
                           batch_size=batch_size, max_input_length=max_input_length,
