@@ -6,6 +6,7 @@ Commands import keras (and so the backend) only inside their bodies, after
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -199,23 +200,69 @@ def write_json(path, data) -> None:
 # ---------------------------------------------------------------------- a trained prompt's settings
 
 
-def trained_prompt_options(f):
-    """``--batch-size``, ``--preset``, ``--allow-mismatch``, ``--max-input-length`` and
-    ``--max-target-length`` of commands that run prompt files: by default, the
-    model and the settings the prompts were trained with (`as_trained`)."""
-    f = click.option("--batch-size", type=int, default=None,
+def prompts_on_task_options(f):
+    """The options of commands that run prompt files on a task split.
+
+    ``--task`` (and the jsonl task's options), ``--data``, ``--split``,
+    ``--batch-size``, ``--preset``, ``--allow-mismatch``, ``--max-input-length``
+    and ``--max-target-length``: by default, the task, the model and the
+    settings the prompts were trained with (`load_prompts_on_task`).
+    """
+    for option in reversed([
+        task_options,
+        click.option("--data", required=True, help="The task's data: a file or its directory."),
+        click.option("--split", default="validation", show_default=True,
+                     help="Split to evaluate."),
+        click.option("--batch-size", type=int, default=None,
                      help=f"Inputs per batch (default: as in training, else "
-                          f"{DEFAULT_BATCH_SIZE}).")(f)
-    f = click.option("--preset", default=None,
-                     help="The frozen model (default: the one the sidecars name).")(f)
-    f = click.option("--allow-mismatch", is_flag=True,
-                     help="Use --preset even if a sidecar names another model.")(f)
-    f = click.option("--max-input-length", type=int, default=None,
+                          f"{DEFAULT_BATCH_SIZE})."),
+        click.option("--preset", default=None,
+                     help="The frozen model (default: the one the sidecars name)."),
+        click.option("--allow-mismatch", is_flag=True,
+                     help="Use --preset even if a sidecar names another model."),
+        click.option("--max-input-length", type=int, default=None,
                      help=f"Input tokens kept (default: as in training, else "
-                          f"{DEFAULT_MAX_INPUT_LENGTH}).")(f)
-    f = click.option("--max-target-length", type=int, default=None,
-                     help="Tokens to decode (default: as in training, else from the task).")(f)
+                          f"{DEFAULT_MAX_INPUT_LENGTH})."),
+        click.option("--max-target-length", type=int, default=None,
+                     help="Tokens to decode (default: as in training, else from the task)."),
+    ]):
+        f = option(f)
     return f
+
+
+@dataclasses.dataclass
+class PromptsOnTask:
+    """What `load_prompts_on_task` loaded: the model holding the prompts, the task split,
+    and the inference settings (``batch_size``, ``max_input_length``, ``max_target_length``)."""
+
+    model: object
+    arrays: list
+    metas: list[dict]
+    task: object
+    examples: list
+    settings: dict
+
+
+def load_prompts_on_task(prompt_files, *, task, template, target_field, labels, data, split,
+                         batch_size, preset, allow_mismatch, max_input_length,
+                         max_target_length) -> PromptsOnTask:
+    """Load the model the prompt files name, holding them, and the task split to run.
+
+    Takes the options of `prompts_on_task_options`; settings not given are the
+    first prompt's training settings (`as_trained`).
+    """
+    check_positive(batch_size=batch_size, max_input_length=max_input_length,
+                   max_target_length=max_target_length)
+    from softprompt.core.inference.prompts import model_for_prompts  # keras loads there
+
+    model, arrays, metas = model_for_prompts(list(prompt_files), preset, allow_mismatch)
+    the_task = make_task(task, template, target_field, labels, metas[0])
+    examples = the_task.read(data, split)
+    batch_size, max_input_length, max_target_length = as_trained(
+        metas[0], the_task, batch_size, max_input_length, max_target_length)
+    settings = dict(batch_size=batch_size, max_input_length=max_input_length,
+                    max_target_length=max_target_length)
+    return PromptsOnTask(model, arrays, metas, the_task, examples, settings)
 
 
 def check_positive(**options) -> None:

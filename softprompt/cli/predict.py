@@ -14,6 +14,7 @@ from softprompt.core.inference.methods import (
     METHODS,
 )
 from softprompt.core.io.atomic import atomic_write
+from softprompt.tasks import readers
 
 
 def prompt_files(specs) -> dict[str, Path]:
@@ -52,20 +53,7 @@ def read_requests(path) -> list[tuple[str, dict]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} does not exist")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: malformed JSON ({err.msg} at column {err.colno})"
-                                 ) from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            out.append((where, record))
+    out = list(readers.iter_jsonl(path))
     if not out:
         raise ValueError(f"input file {path} holds no requests")
     return out

@@ -32,11 +32,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +47,8 @@ from softprompt.core.interop.hf_checkpoint import (
     check_checkpoint,
     open_checkpoint,
 )
+from softprompt.core.io.atomic import atomic_directory
+from softprompt.core.io.json_files import read_directory_json
 from softprompt.core.io.presets import CONVERSION_FILE
 
 _ACCEPTED_MODEL_TYPES = ("t5", "mt5")  # mT5 is the T5 1.1 architecture with another vocabulary.
@@ -76,17 +75,8 @@ def read_hf_config(src: str | os.PathLike) -> dict:
     directory or its config is missing and `ValueError`, one line, for a model
     the backbone cannot express.
     """
-    src = Path(src)
-    if not src.is_dir():
-        raise FileNotFoundError(f"Hugging Face model directory {src} does not exist")
-    path = src / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{src} has no config.json: not a Hugging Face model directory")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON (line {err.lineno})") from None
-    return backbone_args(config, where=str(path))
+    config = read_directory_json(src, "config.json", "Hugging Face model")
+    return backbone_args(config, where=str(Path(src) / "config.json"))
 
 
 def backbone_args(config: dict, where: str = "config") -> dict:
@@ -333,28 +323,10 @@ def convert_hf_t5(src: str | os.PathLike, out: str | os.PathLike, overwrite: boo
         )
     backbone, info = load_hf_t5(src, dtype=dtype)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         backbone.save_to_preset(str(tmp))
         tokenizer.save_to_preset(str(tmp))
         record = {k: v for k, v in info.items() if k != "tied"}
         record.update(source=str(src.resolve()), tie_embedding_weights=info["tied"])
         (tmp / CONVERSION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move the finished directory `new` onto `target` (renames only; old contents dropped)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old.{os.getpid()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(old)

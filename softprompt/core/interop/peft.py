@@ -33,6 +33,7 @@ from softprompt.backends.torch_pickle import read_torch_weights
 from softprompt.core.interop.official import carried_metadata, prompt_and_meta, select_prompt
 from softprompt.core.interop.weights import SafetensorsWeights
 from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.json_files import read_directory_json
 from softprompt.core.io.presets import conversion_record
 from softprompt.core.io.prompt_files import OWN_KEYS, save_prompt
 
@@ -131,15 +132,8 @@ def read_peft(adapter_dir: str | os.PathLike) -> tuple[np.ndarray, dict]:
             f"{adapter_dir} is a file, expected a PEFT adapter directory (official .npy prompts "
             "need no import: load them directly)"
         )
-    if not adapter_dir.is_dir():
-        raise FileNotFoundError(f"PEFT adapter directory {adapter_dir} does not exist")
+    config = read_directory_json(adapter_dir, CONFIG_FILE, "PEFT adapter")
     config_path = adapter_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{adapter_dir} has no {CONFIG_FILE}: not a PEFT adapter directory")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path} is not valid JSON (line {err.lineno})") from None
     peft_type = config.get("peft_type")
     if peft_type != "PROMPT_TUNING":
         raise ValueError(

@@ -59,9 +59,7 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,7 +70,7 @@ import numpy as np
 from keras import ops
 
 from softprompt import backends
-from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.atomic import atomic_directory, atomic_write
 from softprompt.core.io.presets import resolve_preset
 from softprompt.core.model.loss import seq2seq_loss, token_losses
 from softprompt.core.model.t5_blocks import lm_head
@@ -456,26 +454,11 @@ def write_preset(out, backbone, tokenizer, info: dict | None = None) -> Path:
     is complete. `info` is written as ``adapt.json`` in the preset.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the preset private
-    try:
+    with atomic_directory(out) as tmp:
         backbone.save_to_preset(str(tmp))
         tokenizer.save_to_preset(str(tmp))
         if info is not None:
             (tmp / "adapt.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
