@@ -20,7 +20,7 @@ The training loop calls, in this order::
     with dist.scope():                         # 5. create, compile and train inside
         model = PromptedT5.from_preset(...)
         dist.prepare(model)                    # 6. after the model exists, before training
-        model.compile()
+        model.compile(optimizer=Adafactor(learning_rate=0.3))
         # global_batches: a sequence of (x, y, sample_weight), the SAME on every process
         model.fit(dist.dataset(global_batches), shuffle=False, epochs=..., callbacks=...)
         # or, step by step: model.train_on_batch(*dist.shard_batch(x, y, w))
@@ -94,7 +94,7 @@ class Distribution:
         >>> dist = backends.current().distribute("data")
         >>> with dist.scope():
         ...     model = dist.prepare(PromptedT5.from_preset(preset, prompt_length=100))
-        ...     model.compile()
+        ...     model.compile(optimizer=Adafactor(learning_rate=0.3))
         ...     model.train_on_batch(*dist.shard_batch(x, y, target_mask))
         >>> dist.num_replicas, dist.is_writer
         (4, True)

@@ -6,7 +6,7 @@
 2. builds `PromptedT5` from the preset (the prompt initialised with the
    task's class labels when it has labels) and compiles it with the paper's
    Adafactor — inside the scope of the backend adapter's `Distribution`
-   (`make_distribution`; one device when the adapter offers none);
+   (``adapter.distribute``; one device for ``distribution="none"``);
 3. runs ``model.train_on_batch`` over the seeded `TrainBatches` stream,
    feeding keras callbacks (progress bar, ``train.csv``, TensorBoard, any of
    the caller's);
