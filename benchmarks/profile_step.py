@@ -62,7 +62,9 @@ def _train_steps(dtype: str = "float32") -> dict:
     p = PROFILES["short"]
     spec = p.train_model.to_dict()
     ours = prompted(spec, p.prompt_length, dtype=dtype)
-    ours.compile()
+    from softprompt.core.training.adafactor import Adafactor
+
+    ours.compile(optimizer=Adafactor(learning_rate=0.3))
     x, y, w = train_batch(p.batch, p.input_length, p.target_length, spec["vocabulary_size"])
     peft = PeftTrain(spec, p.batch, p.input_length, p.prompt_length, p.target_length,
                      dtype=dtype)

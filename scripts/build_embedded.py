@@ -59,7 +59,7 @@ def adapt_command(work: Path, out: Path, steps: int, seed: int) -> list[str]:
 def check(preset: str, n: int = 96, seed: int = 1, echo=print) -> dict:
     """Accuracy (%) of every pretraining skill on fresh sentences, and the demo baselines."""
     from softprompt.core import demo
-    from softprompt.core.inference.evaluate import decode_texts
+    from softprompt.core.inference.batched import generate
     from softprompt.core.model.prompted_t5 import PromptedT5
     from softprompt.data import synthetic
 
@@ -74,8 +74,8 @@ def check(preset: str, n: int = 96, seed: int = 1, echo=print) -> dict:
         pairs = [synthetic.skill_pair(name, rng.choice(questions), s,
                                       s.render(rng.randrange(len(synthetic.TEMPLATES))), rng)
                  for s in scenes]
-        preds = decode_texts(bare, [p[0] for p in pairs], max_length=4, batch_size=n,
-                             max_input_length=64)
+        preds = generate(bare, [p[0] for p in pairs], max_length=4, batch_size=n,
+                         max_input_length=64)
         gold = [p[1] for p in pairs]
         results[skill] = 100.0 * sum(p.strip() == g for p, g in zip(preds, gold)) / n
     dev = demo.task().read(demo.DATA, "validation")

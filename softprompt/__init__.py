@@ -3,7 +3,8 @@
 Example:
     >>> import softprompt
     >>> model = softprompt.PromptedT5.from_preset("softprompt_tiny", prompt_length=20)
-    >>> model.compile()            # the paper's Adafactor (lr 0.3) + z-loss
+    >>> model.compile(optimizer=softprompt.Adafactor(learning_rate=0.3))   # the paper's, + z-loss
+    >>> softprompt.generate(model, ["the red fox ran."], max_length=4)
     >>> softprompt.save_prompt("prompt.npy", model.prompt.embeddings[0])
 
 Names are imported lazily, so ``import softprompt`` does not load keras (the
@@ -22,8 +23,8 @@ _EXPORTS = {
     "Adafactor": "softprompt.core.training.adafactor",
     "save_prompt": "softprompt.core.io.prompt_files",
     "load_prompt": "softprompt.core.io.prompt_files",
-    "score": "softprompt.core.inference.decoding",
-    "generate": "softprompt.core.inference.decoding",
+    "score": "softprompt.core.inference.batched",
+    "generate": "softprompt.core.inference.batched",
     "greedy_tokens": "softprompt.core.inference.decoding",
     "seq2seq_loss": "softprompt.core.model.loss",
     "initial_prompt": "softprompt.core.model.init",
@@ -31,7 +32,7 @@ _EXPORTS = {
     "export_peft": "softprompt.core.interop.peft",
     "import_peft": "softprompt.core.interop.peft",
     "read_peft": "softprompt.core.interop.peft",
-    "export_official": "softprompt.core.interop.peft",
+    "export_official": "softprompt.core.interop.official",
     "tasks": "softprompt.tasks",
     "backends": "softprompt.backends",
 }

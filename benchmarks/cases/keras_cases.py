@@ -15,6 +15,14 @@ import numpy as np
 from benchmarks import workload
 from benchmarks.cases import Case, memory, reset_peak_rss, rss_mb
 
+
+def _adafactor():
+    """The paper's optimizer: Adafactor at constant lr 0.3."""
+    from softprompt.core.training.adafactor import Adafactor
+
+    return Adafactor(learning_rate=0.3)
+
+
 _BACKBONES: dict = {}
 
 
@@ -121,7 +129,7 @@ class TrainStep(Case):
         started = time.perf_counter()
         self.model = prompted(self.spec, self.prompt_length, seed=self.seed, dtype=self.dtype)
         kwargs = {} if self.jit_compile is None else {"jit_compile": self.jit_compile}
-        self.model.compile(**kwargs)
+        self.model.compile(optimizer=_adafactor(), **kwargs)
         self.x, self.y, self.w = train_batch(self.batch, self.input_length, self.target_length,
                                              self.spec["vocabulary_size"], self.seed)
         build_s = time.perf_counter() - started
@@ -209,7 +217,7 @@ class BucketSteps(Case):
             plans[name] = {int(w): widths.count(w) for w in sorted(set(widths))}
             tokens[name] = sum(w * self.batch for w in widths)
         self.model = prompted(self.spec, self.prompt_length, seed=self.seed)
-        self.model.compile()
+        self.model.compile(optimizer=_adafactor())
         self.batches = {}
         started = time.perf_counter()
         for width in sorted({w for plan in plans.values() for w in plan}):
@@ -228,7 +236,7 @@ class BucketSteps(Case):
 def _label_ids(tokenizer, labels):
     from softprompt.core.text import tokens as tok
 
-    return tok.encode(tokenizer, list(labels), add_eos=True)
+    return tok.tokenize(tokenizer, list(labels), add_eos=True)
 
 
 class LabelEval(Case):
@@ -259,12 +267,12 @@ class LabelEval(Case):
         """The floor both methods share: the encoder over the same length-bucketed batches."""
         from keras import ops
 
-        from softprompt.core.inference import evaluate as ev
-        from softprompt.core.inference.decoding import _encoder
+        from softprompt.core.inference.batched import tokenize_inputs
+        from softprompt.core.inference.decoding import compiled_encoder
         from softprompt.core.text.batching import bucket_lengths, inference_plan, pad
 
-        inputs = ev.encode_inputs(self.model, self.texts, 512)
-        encode = _encoder(self.model)
+        inputs = tokenize_inputs(self.model, self.texts, 512)
+        encode = compiled_encoder(self.model)
         # the batches `evaluate` makes (same buckets, same order)
         buckets = bucket_lengths(max(512, max(len(r) for r in inputs)))
         for width, idx in inference_plan([len(r) for r in inputs], self.batch, buckets):
@@ -294,7 +302,7 @@ class Serving(Case):
     def setup(self):
         tokenizer = workload.WordTokenizer(self.spec["vocabulary_size"])
         self.mixed = prompted(self.spec, self.prompt_length, self.mixed_prompts, self.seed)
-        self.mixed.compile()
+        self.mixed.compile(optimizer=_adafactor())
         x, _, _ = train_batch(self.batch, self.input_length, self.target_length,
                               self.spec["vocabulary_size"], self.seed)
         self.x_single = dict(x, prompt_ids=np.zeros((self.batch,), np.int32))
@@ -339,14 +347,14 @@ class Decode(Case):
             batch, input_length, prompt, seed)
 
     def setup(self):
-        from softprompt.core.inference.decoding import pad_batch
+        from softprompt.core.text.batching import pad
 
         array = np.load(self.prompt_path)
         self.model = prompted(self.spec, array.shape[0], hf_dir=self.hf_dir)
         self.model.load_prompt(array)
         vocab = self.model.backbone.vocabulary_size
         rows = workload.token_rows([self.input_length] * self.batch, vocab, self.seed)
-        self.ids, self.mask = pad_batch(rows)
+        self.ids, self.mask = pad(rows)
         return {}
 
     def _decode(self, length, use_cache):
@@ -392,8 +400,8 @@ class BuiltinLabelEval(Case):
     def _predict(self, method):
         from softprompt.core.inference import evaluate as ev
 
-        preds = ev.predict(self.model, self.task, self.examples, method, batch_size=self.batch,
-                           max_input_length=64)
+        preds = ev.predict_examples(self.model, self.task, self.examples, method,
+                                    batch_size=self.batch, max_input_length=64)
         parsed = [self.task.postprocess(t, ex) for t, ex in zip(preds.replica(0), self.examples)]
         return {"predictions": [self.labels.index(p) if p in self.labels else -1
                                 for p in parsed]}
@@ -407,13 +415,13 @@ class BuiltinLabelEval(Case):
     def time_encode(self):
         from keras import ops
 
-        from softprompt.core.inference import evaluate as ev
-        from softprompt.core.inference.decoding import _encoder
+        from softprompt.core.inference.batched import tokenize_inputs
+        from softprompt.core.inference.decoding import compiled_encoder
         from softprompt.core.text.batching import bucket_lengths, inference_plan, pad
 
-        inputs = ev.encode_inputs(self.model, [self.task.format(ex)[0] for ex in self.examples],
-                                  64)
-        encode = _encoder(self.model)
+        inputs = tokenize_inputs(self.model, [self.task.format(ex)[0] for ex in self.examples],
+                                 64)
+        encode = compiled_encoder(self.model)
         buckets = bucket_lengths(max(64, max(len(r) for r in inputs)))
         for width, idx in inference_plan([len(r) for r in inputs], self.batch, buckets):
             ids, mask = pad([inputs[i] for i in idx], width)

@@ -12,6 +12,10 @@ Several hosts (a TPU pod slice, multi-node GPUs) run the same command on every
 host; `keras.distribution.initialize()` joins them when the environment says so
 (see `multihost_requested`), each host feeds its own rows of every global
 batch (`shard_batch`), and rank 0 writes the files.
+
+Why this module is long: besides the adapter and its `Distribution`, it holds
+the JAX attention core with its written-out backward pass (`softmax_attention`),
+which belongs to no other backend.
 """
 
 from __future__ import annotations
@@ -289,7 +293,7 @@ def softmax_attention():
 class JaxAdapter(Adapter):
     name = "jax"
     default_jit_compile = True
-    # issue 9 (benchmarks): decoding/scoring steps are jitted; see `compile_function`.
+    # Greedy decoding and scoring steps are jitted; see `compile_function`.
     compiles_functions = True
 
     def compile_function(self, fn, variables):

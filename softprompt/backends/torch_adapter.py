@@ -216,11 +216,9 @@ class TorchAdapter(Adapter):
         """Run CPU ops on one thread: for models as small as the embedded one.
 
         torch's OpenMP threads meet at every parallel op; for a d=128 model a
-        second thread gains little on a quiet machine (20 training steps of the
-        embedded model: 1.14 s with two, 1.56 s with one) and costs a lot when
-        other jobs share the cores: on our 2-core machine at load average ~3 the
-        built-in demo took 227 s with torch's default 2 threads and 24 s with
-        one. ``OMP_NUM_THREADS``, when set, is left to decide; GPUs are not
+        second thread gains little when the cores are free and costs a great
+        deal when other processes share them (every op then waits for a busy
+        core). ``OMP_NUM_THREADS``, when set, is left to decide; GPUs are not
         affected.
         """
         import torch

@@ -14,12 +14,9 @@ def _config_value(text: str | None):
     if text is None or not text.lstrip().startswith("{"):
         return text
     try:
-        value = json.loads(text)
+        return json.loads(text)  # text starting with "{" is an object or invalid
     except json.JSONDecodeError as err:
         raise ValueError(f"--from-config {text!r} is not valid JSON ({err.msg})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"--from-config {text!r} must be a name or a JSON object")
-    return value
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

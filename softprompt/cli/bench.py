@@ -1,4 +1,4 @@
-"""``softprompt bench``: the benchmark suite of issue 9, short version, tables printed.
+"""``softprompt bench``: the benchmark suite, short version, tables printed.
 
 The suite lives in the source tree's ``benchmarks/`` package (``python -m benchmarks.run``,
 ``nox -s bench``); this command finds it beside an editable install or a checkout and runs

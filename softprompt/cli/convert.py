@@ -36,7 +36,8 @@ def hf_t5(src, out, overwrite, dtype):
         softprompt convert hf-t5 ./t5-base-lm-adapt ./presets/t5-base-lm-adapt
         softprompt train --preset ./presets/t5-base-lm-adapt --task boolq --data data/BoolQ
     """
-    from softprompt.core.interop.hf_t5 import conversion_record, convert_hf_t5
+    from softprompt.core.interop.hf_t5 import convert_hf_t5
+    from softprompt.core.io.presets import conversion_record
 
     path = convert_hf_t5(src, out, overwrite=overwrite, dtype=dtype)
     record = conversion_record(path)

@@ -28,7 +28,8 @@ def export(prompt, to, out, prompt_index, base_model):
         softprompt export runs/boolq/best.npy --to peft adapters/boolq
         softprompt export runs/boolq/best.npy --to official exports/boolq_prompt
     """
-    from softprompt.core.interop.peft import export_official, export_peft
+    from softprompt.core.interop.official import export_official
+    from softprompt.core.interop.peft import export_peft
 
     if to == "peft":
         path = export_peft(prompt, out, base_model=base_model, prompt_index=prompt_index)

@@ -6,8 +6,8 @@ unless the task fixes an order) and targets the label's name; the official promp
 
 Examples:
 
->>> from softprompt import tasks
->>> boolq = tasks.get("boolq")
+>>> from softprompt.tasks import get
+>>> boolq = get("boolq")
 >>> boolq.format({"passage": "Water boils at 100 C.", "question": "does water boil",
 ...               "label": "True"})
 ('passage: Water boils at 100 C. question: does water boil', 'True')

@@ -36,7 +36,8 @@ class GlueTask(ClassificationTask):
     """A GLUE classification task read from its TSVs.
 
     Attributes:
-        columns: for each input field, the TSV column holding it.
+        columns: the TSV column holding an input field, for fields whose column has
+            another name (the others are read from the column of their own name).
         label_column: the TSV column holding the label (absent from test files).
     """
 
@@ -60,11 +61,12 @@ class GlueTask(ClassificationTask):
         if path.name.endswith((".jsonl", ".jsonl.gz")):
             yield from super()._read_file(path, split)
             return
-        required = list(self.columns.values())
+        columns = {name: self.columns.get(name, name) for name in self.fields}
+        required = list(columns.values())
         if split != "test":
             required.append(self.label_column)
         for where, row in readers.iter_tsv(path, required):
-            example: Example = {name: row[column] for name, column in self.columns.items()}
+            example: Example = {name: row[column] for name, column in columns.items()}
             example["label"] = self._label(row, self.label_column, where, split)
             yield example
 
@@ -78,7 +80,6 @@ class SST2(GlueTask):
     """Stanford Sentiment Treebank, binary."""
 
     fields = ("sentence",)
-    columns = {"sentence": "sentence"}
     labels = ["negative", "positive"]
     folders = ("SST-2", "sst2")
 
@@ -100,7 +101,6 @@ class QQP(GlueTask):
     """Quora Question Pairs."""
 
     fields = ("question1", "question2")
-    columns = {"question1": "question1", "question2": "question2"}
     label_column = "is_duplicate"
     labels = ["not_duplicate", "duplicate"]
     metric_names = ("f1", "accuracy")

@@ -201,7 +201,7 @@ def test_eval_of_a_prompt_without_sidecar_needs_a_preset(runner, cli, trained, t
 @pytest.fixture(scope="module")
 def two_prompts(trained):
     """Prompts a (step 2) and b (step 4) over one loaded model."""
-    from softprompt.core.inference.evaluate import model_for_prompts
+    from softprompt.core.inference.prompts import model_for_prompts
 
     files = [trained / "checkpoints/step-2.npy", trained / "checkpoints/step-4.npy"]
     model, arrays, metas = model_for_prompts(files)

@@ -14,7 +14,8 @@ from task_helpers import LABELS, TASK_ARGS, reuse_compilations, write_task  # no
 
 from softprompt.core.io.prompt_files import load_prompt
 from softprompt.core.training import state as train_state
-from softprompt.core.training.train import TrainConfig, TrainingDiverged, train
+from softprompt.core.training.config import TrainConfig, TrainingDiverged
+from softprompt.core.training.train import train
 
 
 @pytest.fixture(scope="module")

@@ -58,11 +58,13 @@ def test_demo_data_is_what_the_generator_writes(tmp_path):
 def test_without_prompt_is_exactly_the_bare_backbone():
     from keras import ops
 
-    from softprompt.core.inference.decoding import encode_texts
+    from softprompt.core.inference.batched import tokenize_inputs
     from softprompt.core.model.prompted_t5 import PromptedT5
+    from softprompt.core.text.batching import pad
 
     model = PromptedT5.from_preset("softprompt_tiny", prompt_length=3, seed=0)
-    ids, mask = encode_texts(model, ["the red fox found two blue cups near the lake.", "a cat"])
+    ids, mask = pad(tokenize_inputs(model, ["the red fox found two blue cups near the lake.",
+                                            "a cat"]))
     dec = np.zeros((2, 3), np.int32)
     inputs = {"encoder_token_ids": ids, "encoder_padding_mask": mask,
               "decoder_token_ids": dec, "decoder_padding_mask": np.ones_like(dec)}

@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from softprompt.core.interop.peft import (
-    export_official,
-    export_peft,
-    import_peft,
-    read_peft,
-    select_prompt,
-)
+from softprompt.core.interop.official import export_official, select_prompt
+from softprompt.core.interop.peft import export_peft, import_peft, read_peft
 from softprompt.core.io.prompt_files import load_prompt, save_prompt
 
 P, D = 5, 16

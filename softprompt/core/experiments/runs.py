@@ -16,7 +16,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from softprompt.core.io.presets import read_training_record
+from softprompt.core.io.presets import training_record
 
 
 @dataclasses.dataclass
@@ -56,7 +56,7 @@ def load_best(run_dir):
     run_dir = Path(run_dir)
     if (run_dir / "best" / "config.json").is_file():
         model = bare_model(str(run_dir / "best"))
-        return model, EvalSettings.from_record(read_training_record(run_dir / "best"))
+        return model, EvalSettings.from_record(training_record(run_dir / "best"))
     if not (run_dir / "best.npy").is_file():
         raise FileNotFoundError(f"{run_dir} holds no evaluated model (no best.npy or best/)")
     model, _, metas = model_for_prompts([str(run_dir / "best.npy")])

@@ -1,34 +1,30 @@
-"""Inference: greedy decoding with T5's key/value cache, and rank classification.
+"""Greedy decoding and candidate scoring on one padded batch of token ids.
+
+These are the kernels under the one batched inference path
+(`softprompt.core.inference.batched`, which tokenizes, buckets and batches):
+`greedy_tokens` decodes with T5's key/value cache, `score_tokens` gives the
+log-likelihood of candidate targets (rank classification). Both run through
+functions the backend adapter compiles (`Adapter.compile_function`), kept on
+the model, so repeated calls compile once per shape. The model supplies the
+pieces: `PromptedT5.call_encoder`, `call_decoder`, `cross_attention_caches`,
+`logits`; the decoder's cached step is keras-hub's layer arithmetic
+(`softprompt.core.model.t5_blocks.transformer_layer`).
 
 Example:
-    >>> tokens = greedy_tokens(model, enc_ids, enc_mask, max_length=8)
-    >>> generate(model, ["premise: ..."], max_length=8)
-    ['entailment']
-    >>> score(model, ["premise: ..."], ["entailment", "not_entailment"])   # (1, 2) log-likelihoods
+    >>> ids, mask = pad([[7, 8, 1], [9, 1]], 16)
+    >>> greedy_tokens(model, ids, mask, max_length=8)            # (2, 8) int32
+    >>> score_tokens(model, ids, mask, [[[5, 1], [6, 1]]] * 2)   # (2, 2) log-likelihoods
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from keras import ops
 
+from softprompt import backends
 from softprompt.core.model.t5_blocks import layer_norm, transformer_layer
 from softprompt.core.text import tokens as tok
-
-
-def pad_batch(rows: Sequence[Sequence[int]], length: int | None = None,
-              pad_id: int = tok.PAD_ID) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad id rows into ``(ids, mask)`` int32 arrays of width `length` (default: longest)."""
-    width = max([len(r) for r in rows] + [1]) if length is None else length
-    ids = np.full((len(rows), width), pad_id, np.int32)
-    mask = np.zeros((len(rows), width), np.int32)
-    for i, row in enumerate(rows):
-        row = list(row)[:width]
-        ids[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    return ids, mask
+from softprompt.core.text.batching import pad
 
 
 def _cache_shapes(model, batch, source_length, target_length):
@@ -44,8 +40,8 @@ def _layer_step(model, encoder_output, cross_mask, step_ids, self_caches, index,
                 build_cross_cache):
     """One cached decoder step over per-layer caches (tuples, one tensor per layer).
 
-    Keeping a tensor per layer (rather than one stacked tensor) spares a copy of every
-    cache at every step (performance, issue 9); the arithmetic is keras-hub's.
+    A tensor per layer, rather than one stacked tensor, spares a copy of every
+    cache at every step; the arithmetic is keras-hub's.
     """
     bb = model.backbone
     x = bb.token_embedding(step_ids)
@@ -70,31 +66,8 @@ def _layer_step(model, encoder_output, cross_mask, step_ids, self_caches, index,
     return model.logits(x), tuple(new_self), tuple(new_cross)
 
 
-def decoder_step(model, encoder_output, encoder_mask, step_ids, self_cache, index,
-                 cross_cache, build_cross_cache):
-    """One cached decoder step: logits for `step_ids` ``(batch, 1)`` at position `index`.
-
-    `self_cache` / `cross_cache` stack the layers on axis 1:
-    ``(batch, num_layers, 2, length, heads, head_dim)``. Returns ``(logits,
-    self_cache, cross_cache)``. On the first step (`build_cross_cache`) the
-    encoder's key/value projections are computed and cached; afterwards they are
-    reused as they are. (`greedy_tokens` keeps per-layer caches instead.)
-    """
-    layers = range(model.backbone.num_layers)
-    cross_mask = ops.cast(encoder_mask, "int32")[:, None, :]
-    logits, new_self, new_cross = _layer_step(
-        model, encoder_output, cross_mask, step_ids,
-        tuple(self_cache[:, i, ...] for i in layers), index,
-        tuple(cross_cache[:, i, ...] for i in layers), build_cross_cache,
-    )
-    self_cache = ops.stack(new_self, axis=1)
-    if build_cross_cache:
-        cross_cache = ops.stack(new_cross, axis=1)
-    return logits, self_cache, cross_cache
-
-
 def _compiled(model, name, fn):
-    """`fn` compiled by the backend adapter, kept on `model` (performance, issue 9).
+    """`fn` compiled by the backend adapter, kept on `model`.
 
     JAX jits it, TensorFlow traces a graph, torch runs it eagerly; each keeps its own
     cache of compiled shapes, so repeated evaluations compile once per shape. The
@@ -102,21 +75,24 @@ def _compiled(model, name, fn):
     a trace reads as Python values (which prompt positions are masked) is part of
     the key, so changing it afterwards compiles anew instead of using a stale trace.
     """
-    from softprompt import backends
-
     table = model.__dict__.get("_softprompt_compiled")
     if table is None:
         table = {}
         object.__setattr__(model, "_softprompt_compiled", table)
-    key = (name, bool(model._full_prompts), np.asarray(model._prompt_mask).tobytes())
+    key = (name, bool(model.full_prompts), np.asarray(model.prompt_mask).tobytes())
     if key not in table:
         table[key] = backends.current().compile_function(fn, model.variables)
     return table[key]
 
 
-def _encoder(model):
+def compiled_encoder(model):
+    """`PromptedT5.call_encoder` of `model`, compiled by the backend adapter.
+
+    Example:
+        >>> encoder_output, mask = compiled_encoder(model)(ids, padding_mask, prompt_ids)
+    """
     def encode(token_ids, padding_mask, prompt_ids):
-        return model.encode(token_ids, padding_mask, prompt_ids)
+        return model.call_encoder(token_ids, padding_mask, prompt_ids)
 
     return _compiled(model, "encode", encode)
 
@@ -150,8 +126,6 @@ def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=Non
     `return_margins`, also returns the top-1 minus top-2 logit at each step
     ``(batch, max_length)`` (NaN after the sequence ended).
     """
-    from softprompt import backends
-
     enc_ids = ops.convert_to_tensor(np.asarray(encoder_token_ids, np.int32))
     enc_mask = ops.convert_to_tensor(np.asarray(encoder_padding_mask, np.int32))
     batch = int(enc_ids.shape[0])
@@ -164,7 +138,7 @@ def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=Non
     done = np.zeros((batch,), bool)
     if use_cache:
         compiled = backends.current().compiles_functions
-        encoder_output, full_mask = _encoder(model)(enc_ids, enc_mask, prompt_ids)
+        encoder_output, full_mask = compiled_encoder(model)(enc_ids, enc_mask, prompt_ids)
         cross_mask = ops.cast(full_mask, "int32")[:, None, :]
         self_shape, cross_shape = _cache_shapes(
             model, batch, int(encoder_output.shape[1]), max_length
@@ -174,7 +148,7 @@ def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=Non
         self_caches = tuple(ops.zeros(self_shape, dtype) for _ in layers)
         cross_caches = tuple(ops.zeros(cross_shape, dtype) for _ in layers)
     else:
-        encoder_output, full_mask = model.encode(enc_ids, enc_mask, prompt_ids)
+        encoder_output, full_mask = model.call_encoder(enc_ids, enc_mask, prompt_ids)
     for t in range(max_length):
         if use_cache:
             # a tensor index: one compiled step serves every position
@@ -189,7 +163,7 @@ def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=Non
             step_logits = logits[:, 0, :]
         else:
             prefix = ops.convert_to_tensor(out[:, : t + 1])
-            hidden = model.decode(encoder_output, full_mask, prefix)
+            hidden = model.call_decoder(encoder_output, full_mask, prefix)
             step_logits = model.logits(hidden[:, -1:, :])[:, 0, :]
         step = np.asarray(ops.convert_to_numpy(ops.cast(step_logits, "float32")))
         nxt = step.argmax(axis=-1).astype(np.int32)
@@ -205,29 +179,9 @@ def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=Non
     return (result, margins) if return_margins else result
 
 
-def encode_texts(model, texts, max_input_length=None):
-    """Tokenize `texts` (``</s>``-terminated) and pad into ``(ids, mask)``."""
-    rows = tok.encode(model.tokenizer, texts, add_eos=True, max_length=max_input_length)
-    return pad_batch(rows)
-
-
-def generate(model, texts, max_length=32, prompt_ids=None, batch_size=32, max_input_length=None):
-    """Greedy-decode each text with the cache; returns the decoded strings."""
-    texts = list(texts)
-    ids_all = None if prompt_ids is None else np.asarray(prompt_ids, np.int32)
-    results: list[str] = []
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start : start + batch_size]
-        enc_ids, enc_mask = encode_texts(model, chunk, max_input_length)
-        pids = None if ids_all is None else ids_all[start : start + batch_size]
-        out = greedy_tokens(model, enc_ids, enc_mask, pids, max_length=max_length)
-        results.extend(tok.decode(model.tokenizer, out))
-    return results
-
-
 def _scorer(model):
     def scores(enc_ids, enc_mask, prompt_ids, dec_in, labels, mask):
-        encoder_output, full_mask = model.encode(enc_ids, enc_mask, prompt_ids)
+        encoder_output, full_mask = model.call_encoder(enc_ids, enc_mask, prompt_ids)
         num = ops.shape(dec_in)[0] // ops.shape(enc_ids)[0]
         # The keys/values of each input's encoder output, projected once and shared by
         # its candidates (rather than projecting `num` copies of the encoder output).
@@ -235,8 +189,8 @@ def _scorer(model):
                        for c in model.cross_attention_caches(encoder_output))
         # Causal masking already hides the padding after each candidate from its
         # real positions, so the decoder needs no padding mask here.
-        hidden = model.decode(encoder_output, ops.repeat(full_mask, num, axis=0), dec_in,
-                              cross_attention_caches=caches)
+        hidden = model.call_decoder(encoder_output, ops.repeat(full_mask, num, axis=0), dec_in,
+                                    cross_attention_caches=caches)
         logits = ops.cast(model.logits(hidden), "float32")
         picked = ops.squeeze(ops.take_along_axis(logits, ops.expand_dims(labels, -1), axis=-1), -1)
         # log p(label) = logit[label] - logsumexp(logits): no (rows, len, vocab) log-softmax
@@ -261,7 +215,7 @@ def score_tokens(model, encoder_token_ids, encoder_padding_mask, candidates, pro
     if prompt_ids is None:
         prompt_ids = np.zeros((batch,), np.int32)
     flat = [list(c) for row in candidates for c in row]
-    labels, mask = pad_batch(flat)
+    labels, mask = pad(flat)
     dec_in = np.zeros_like(labels)
     dec_in[:, 1:] = labels[:, :-1]
     total = _scorer(model)(
@@ -272,31 +226,3 @@ def score_tokens(model, encoder_token_ids, encoder_padding_mask, candidates, pro
         ops.convert_to_tensor(mask.astype(np.float32)),
     )
     return np.asarray(ops.convert_to_numpy(total), np.float64).reshape(batch, num)
-
-
-def score(model, texts, candidates, prompt_ids=None, batch_size=32, max_input_length=None):
-    """Rank classification: log-likelihood of each candidate string for each text.
-
-    `candidates` is one list of strings shared by all texts (e.g. the task's
-    labels) or one list per text (all of the same size). Returns a float64
-    array ``(len(texts), num_candidates)``; ``argmax`` picks the prediction.
-
-    Example:
-        >>> scores = score(model, ["hypothesis: ... premise: ..."],
-        ...                ["entailment", "not_entailment"])
-        >>> labels[scores.argmax(-1)[0]]
-    """
-    texts = list(texts)
-    shared = bool(candidates) and isinstance(candidates[0], str)
-    per_text = [list(candidates)] * len(texts) if shared else [list(c) for c in candidates]
-    if len(per_text) != len(texts):
-        raise ValueError(f"got {len(per_text)} candidate lists for {len(texts)} texts")
-    ids_all = None if prompt_ids is None else np.asarray(prompt_ids, np.int32)
-    out = []
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start : start + batch_size]
-        enc_ids, enc_mask = encode_texts(model, chunk, max_input_length)
-        cands = [tok.encode(model.tokenizer, c, add_eos=True) for c in per_text[start : start + batch_size]]
-        pids = None if ids_all is None else ids_all[start : start + batch_size]
-        out.append(score_tokens(model, enc_ids, enc_mask, cands, pids))
-    return np.concatenate(out, axis=0) if out else np.zeros((0, 0))

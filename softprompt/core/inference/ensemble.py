@@ -24,7 +24,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from softprompt.core.inference import batched
 from softprompt.core.inference import evaluate as ev
+from softprompt.core.inference.methods import check_method
 
 
 def combine_scores(scores: Sequence[np.ndarray], candidates: Sequence[Sequence[str]]) -> list[str]:
@@ -62,9 +64,9 @@ def combine_votes(model, task, examples, texts: Sequence[Sequence[str]], inputs:
             tied.append(i)
             tied_raw.append(raw)
     if tied:
-        ids = ev.encode_inputs(model, [inputs[i] for i in tied], max_input_length)
-        scores = ev.rank_ids(model, ids, tied_raw, batch_size=batch_size,
-                             max_input_length=max_input_length, replicas=replicas)
+        ids = batched.tokenize_inputs(model, [inputs[i] for i in tied], max_input_length)
+        scores = batched.score_ids(model, ids, tied_raw, batch_size=batch_size,
+                                   max_input_length=max_input_length, replicas=replicas)
         for i, raw, s in zip(tied, tied_raw, scores):
             winners[i] = raw[int(s.sum(axis=0).argmax())]
     return [w if w is not None else "" for w in winners]
@@ -127,7 +129,7 @@ def ensemble(model, prompts, task, examples, method: str = "decode", *, names=No
         metric: the metric of the table (default: the task's main metric).
         batch_size: inputs per batch (each batch holds ``batch_size * N`` rows).
     """
-    ev.check_method(method)
+    check_method(method)
     examples = list(examples)
     prompts = list(prompts)
     n = len(prompts)
@@ -136,7 +138,7 @@ def ensemble(model, prompts, task, examples, method: str = "decode", *, names=No
         raise ValueError(f"{len(names)} names for {n} prompts")
     joint = model.with_prompts(prompts)
     inputs = [task.format(ex)[0] for ex in examples]
-    preds = ev.predict(joint, task, examples, method, batch_size=batch_size,
+    preds = ev.predict_examples(joint, task, examples, method, batch_size=batch_size,
                        max_input_length=max_input_length, max_target_length=max_target_length,
                        replicas=n)
     if method == "rank":

@@ -49,7 +49,7 @@ def label_token_ids(tokenizer, labels) -> dict[int, str]:
     out: dict[int, str] = {}
     if not labels:
         return out
-    for label, ids in zip(labels, tok.encode(tokenizer, list(labels), add_eos=False)):
+    for label, ids in zip(labels, tok.tokenize(tokenizer, list(labels), add_eos=False)):
         for i in ids:
             if tokenizer.id_to_token(int(i)) != "\u2581":
                 out.setdefault(int(i), label)

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from softprompt import tasks
 from softprompt.core.inference import evaluate as ev
+from softprompt.core.inference.methods import check_method
+from softprompt.core.inference.prompts import model_for_prompts
 
 
 def _task_for(record: dict, meta: dict, cache: dict):
-    from softprompt import tasks
-
     name = record.get("task") or meta.get("task")
     if not name:
         return None
@@ -50,11 +51,11 @@ def predict_requests(files: Mapping[str, str], requests: Sequence[tuple[str, dic
         ValueError: a request names no or an unknown prompt, lacks a field its
             task needs, or has no candidates for rank classification.
     """
-    ev.check_method(method)
+    check_method(method)
     names = list(files)
     for where, record in requests:  # cheap checks before the model loads
         _prompt_name(record, where, names)
-    model, _, metas = ev.model_for_prompts([files[n] for n in names], preset, allow_mismatch)
+    model, _, metas = model_for_prompts([files[n] for n in names], preset, allow_mismatch)
     return answer(model, names, metas, requests, method, batch_size=batch_size,
                   max_input_length=max_input_length, max_target_length=max_target_length)
 
@@ -68,7 +69,7 @@ def answer(model, names: Sequence[str], metas: Sequence[dict],
     `model` holds prompt ``i`` for ``names[i]`` (`PromptedT5.with_prompts`);
     `metas` are their sidecars (task, labels, lengths). Nothing is loaded.
     """
-    ev.check_method(method)
+    check_method(method)
     names = list(names)
     cache: dict = {}
     inputs, pids, candidates, lengths, used_tasks = [], [], [], [], []

@@ -1,1 +1,5 @@
-"""Interoperability: Hugging Face T5 checkpoints and PEFT/official prompt formats."""
+"""Other libraries' formats: Hugging Face T5 checkpoints, PEFT adapters, the official prompts.
+
+It may import `io`, `text`, `model`, `softprompt.backends` (the safe PyTorch-file reader)
+and safetensors.
+"""

@@ -3,8 +3,8 @@
 The source is what ``save_pretrained`` writes for ``T5ForConditionalGeneration``
 (or ``MT5ForConditionalGeneration``): ``config.json``, the weights as
 ``model.safetensors``, sharded safetensors with ``model.safetensors.index.json``,
-or ``pytorch_model.bin`` (read with ``torch.load(weights_only=True)``; never an
-arbitrary unpickle), and the sentencepiece model ``spiece.model``. The output is
+or ``pytorch_model.bin`` (read as plain tensors, never an arbitrary unpickle:
+`softprompt.core.interop.hf_checkpoint`), and the sentencepiece model ``spiece.model``. The output is
 a keras-hub preset directory that ``keras_hub.models.T5Backbone.from_preset``,
 ``keras_hub.models.T5Tokenizer.from_preset`` and ``PromptedT5.from_preset`` load.
 
@@ -32,18 +32,24 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import keras
+import keras_hub
 import numpy as np
+from keras_hub.src.utils.keras_utils import gelu_approximate
 
-#: Written into the preset directory beside keras-hub's files.
-CONVERSION_FILE = "conversion.json"
+from softprompt.core.interop.hf_checkpoint import (
+    RELATIVE_BUCKETS,
+    check_checkpoint,
+    open_checkpoint,
+)
+from softprompt.core.io.atomic import atomic_directory
+from softprompt.core.io.json_files import read_directory_json
+from softprompt.core.io.presets import CONVERSION_FILE
 
 _ACCEPTED_MODEL_TYPES = ("t5", "mt5")  # mT5 is the T5 1.1 architecture with another vocabulary.
 #: HF activation name (``dense_act_fn``) -> keras activation name.
@@ -55,16 +61,7 @@ _ACTIVATIONS = {
     "silu": "silu",
     "swish": "silu",
 }
-_RELATIVE_BUCKETS = 32
 _RELATIVE_MAX_DISTANCE = 128
-#: Tensors HF writes or tolerates that the network does not use.
-_IGNORED = (
-    "encoder.embed_tokens.weight",
-    "decoder.embed_tokens.weight",
-    "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",
-)
-
-
 # --------------------------------------------------------------------------- config
 
 
@@ -78,17 +75,8 @@ def read_hf_config(src: str | os.PathLike) -> dict:
     directory or its config is missing and `ValueError`, one line, for a model
     the backbone cannot express.
     """
-    src = Path(src)
-    if not src.is_dir():
-        raise FileNotFoundError(f"Hugging Face model directory {src} does not exist")
-    path = src / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{src} has no config.json: not a Hugging Face model directory")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON (line {err.lineno})") from None
-    return backbone_args(config, where=str(path))
+    config = read_directory_json(src, "config.json", "Hugging Face model")
+    return backbone_args(config, where=str(Path(src) / "config.json"))
 
 
 def backbone_args(config: dict, where: str = "config") -> dict:
@@ -117,11 +105,11 @@ def backbone_args(config: dict, where: str = "config") -> dict:
             f"{where}: num_decoder_layers={num_decoder_layers} differs from num_layers={num_layers}; "
             "keras-hub's T5Backbone has one layer count for both stacks"
         )
-    buckets = int(config.get("relative_attention_num_buckets", _RELATIVE_BUCKETS))
-    if buckets != _RELATIVE_BUCKETS:
+    buckets = int(config.get("relative_attention_num_buckets", RELATIVE_BUCKETS))
+    if buckets != RELATIVE_BUCKETS:
         raise ValueError(
             f"{where}: relative_attention_num_buckets={buckets} is not supported "
-            f"(keras-hub's T5Backbone fixes {_RELATIVE_BUCKETS})"
+            f"(keras-hub's T5Backbone fixes {RELATIVE_BUCKETS})"
         )
     distance = int(config.get("relative_attention_max_distance", _RELATIVE_MAX_DISTANCE))
     if distance != _RELATIVE_MAX_DISTANCE:
@@ -176,195 +164,7 @@ def backbone_args(config: dict, where: str = "config") -> dict:
     )
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-class Checkpoint:
-    """Lazy, read-only access to the tensors of a HF checkpoint (one file or shards).
-
-    ``keys()``, ``shape(key)`` read only headers; ``get(key)`` returns one tensor
-    as a float32 numpy array. Use `open_checkpoint` to find the files.
-    """
-
-    def __init__(self, files: dict[str, Path], kind: str, opened: dict | None = None):
-        self.kind = kind  # "safetensors" | "bin"
-        self._key_file = files
-        self._open: dict[Path, object] = dict(opened or {})
-
-    def keys(self) -> list[str]:
-        return list(self._key_file)
-
-    def __contains__(self, key) -> bool:
-        return key in self._key_file
-
-    def _handle(self, key):
-        path = self._key_file[key]
-        if path not in self._open:
-            self._open[path] = _open_file(path, self.kind)
-        return self._open[path]
-
-    def shape(self, key: str) -> tuple[int, ...]:
-        handle = self._handle(key)
-        if self.kind == "safetensors":
-            return tuple(handle.get_slice(key).get_shape())
-        return tuple(handle[key].shape)
-
-    def get(self, key: str) -> np.ndarray:
-        handle = self._handle(key)
-        if self.kind == "safetensors":
-            if handle.get_slice(key).get_dtype() == "BF16":
-                return _read_bf16(self._key_file[key], key)
-            return np.asarray(handle.get_tensor(key), dtype=np.float32)
-        tensor = handle[key]
-        return tensor.detach().to("cpu").float().numpy()
-
-    def close(self):
-        self._open.clear()
-
-
-def open_checkpoint(src: str | os.PathLike) -> Checkpoint:
-    """Find the weights in a HF model directory: safetensors (one file or sharded), else .bin."""
-    src = Path(src)
-    for name, kind in (("model.safetensors", "safetensors"), ("pytorch_model.bin", "bin")):
-        single, index = src / name, src / f"{name}.index.json"
-        if single.is_file():
-            handle = _open_file(single, kind)
-            return Checkpoint({k: single for k in handle.keys()}, kind, {single: handle})
-        if index.is_file():
-            try:
-                weight_map = json.loads(index.read_text())["weight_map"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{index} is not a valid index (no 'weight_map')") from None
-            files = {}
-            for key, shard in weight_map.items():
-                path = src / shard
-                if not path.is_file():
-                    raise FileNotFoundError(f"{index} names shard {shard}, which is missing")
-                files[key] = path
-            return Checkpoint(files, kind)
-    others = sorted(
-        p.name for p in src.iterdir() if p.name in ("tf_model.h5", "flax_model.msgpack")
-    )
-    hint = (
-        f" (found {', '.join(others)}: re-save it with transformers' "
-        "T5ForConditionalGeneration.from_pretrained(SRC, from_tf=True or from_flax=True)"
-        ".save_pretrained(DIR))"
-        if others
-        else ""
-    )
-    raise FileNotFoundError(
-        f"{src} has no model.safetensors, sharded safetensors index or pytorch_model.bin{hint}"
-    )
-
-
-def _open_file(path: Path, kind: str):
-    if kind == "safetensors":
-        from safetensors import safe_open
-
-        try:
-            return safe_open(str(path), framework="np")
-        except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
-            raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
-    try:
-        import torch
-    except ImportError:
-        raise ValueError(
-            f"{path} is a PyTorch pickle: reading it needs torch (pip install torch), or convert "
-            "it to safetensors first (transformers: from_pretrained(SRC).save_pretrained(DIR))"
-        ) from None
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - weights_only refusals come in several types
-        raise ValueError(
-            f"{path} cannot be loaded as plain tensors with torch.load(weights_only=True) ({err})"
-        ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a flat dict of tensors")
-    return state
-
-
-def _read_bf16(path: Path, key: str) -> np.ndarray:
-    """Read one bfloat16 tensor from a safetensors file (numpy has no bfloat16)."""
-    with open(path, "rb") as f:
-        header_len = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(header_len))
-        info = header[key]
-        start, end = info["data_offsets"]
-        f.seek(8 + header_len + start)
-        raw = np.frombuffer(f.read(end - start), dtype="<u2")
-    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(info["shape"])
-
-
 # --------------------------------------------------------------------------- mapping
-
-
-def _expected_tensors(args: dict) -> dict[str, tuple[int, ...]]:
-    """HF tensor name -> shape, for the network `args` describes (LM head excluded)."""
-    d, ff, v = args["hidden_dim"], args["intermediate_dim"], args["vocabulary_size"]
-    inner = args["num_heads"] * args["key_value_dim"]
-    shapes = {"shared.weight": (v, d)}
-
-    def attention(prefix, with_bias):
-        for name in "qkv":
-            shapes[f"{prefix}.{name}.weight"] = (inner, d)
-        shapes[f"{prefix}.o.weight"] = (d, inner)
-        if with_bias:
-            shapes[f"{prefix}.relative_attention_bias.weight"] = (_RELATIVE_BUCKETS, args["num_heads"])
-
-    def feed_forward(prefix):
-        names = ("wi_0", "wi_1") if args["use_gated_activation"] else ("wi",)
-        for name in names:
-            shapes[f"{prefix}.DenseReluDense.{name}.weight"] = (ff, d)
-        shapes[f"{prefix}.DenseReluDense.wo.weight"] = (d, ff)
-        shapes[f"{prefix}.layer_norm.weight"] = (d,)
-
-    for stack in ("encoder", "decoder"):
-        for i in range(args["num_layers"]):
-            block = f"{stack}.block.{i}.layer"
-            attention(f"{block}.0.SelfAttention", i == 0)
-            shapes[f"{block}.0.layer_norm.weight"] = (d,)
-            if stack == "decoder":
-                attention(f"{block}.1.EncDecAttention", False)
-                shapes[f"{block}.1.layer_norm.weight"] = (d,)
-            feed_forward(f"{block}.{2 if stack == 'decoder' else 1}")
-        shapes[f"{stack}.final_layer_norm.weight"] = (d,)
-    return shapes
-
-
-def check_checkpoint(checkpoint: Checkpoint, args: dict) -> None:
-    """Raise a one-line `ValueError` for missing, misshapen or unexpected tensors."""
-    expected = _expected_tensors(args)
-    keys = set(checkpoint.keys())
-    ff_names = {k.rsplit(".", 2)[-2] for k in keys if ".DenseReluDense.wi" in k}
-    if args["use_gated_activation"] and "wi" in ff_names:
-        raise ValueError(
-            "config.json says the feed-forward block is gated (wi_0, wi_1) but the checkpoint "
-            "holds an ungated one (wi)"
-        )
-    if not args["use_gated_activation"] and ff_names & {"wi_0", "wi_1"}:
-        raise ValueError(
-            "config.json says the feed-forward block is ungated (wi) but the checkpoint "
-            "holds a gated one (wi_0, wi_1)"
-        )
-    missing = [k for k in expected if k not in keys]
-    if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise ValueError(
-            f"checkpoint lacks {len(missing)} tensor(s) T5 needs: {', '.join(missing[:3])}{more}"
-        )
-    expected["lm_head.weight"] = expected["shared.weight"]
-    for key, shape in expected.items():
-        if key in keys and checkpoint.shape(key) != shape:
-            raise ValueError(
-                f"tensor {key} has shape {checkpoint.shape(key)}, expected {shape} from config.json"
-            )
-    unexpected = sorted(keys - set(expected) - set(_IGNORED))
-    if unexpected:
-        more = f" and {len(unexpected) - 3} more" if len(unexpected) > 3 else ""
-        raise ValueError(
-            f"checkpoint has {len(unexpected)} tensor(s) a T5 of this config does not have: "
-            f"{', '.join(unexpected[:3])}{more}"
-        )
 
 
 def _assignments(backbone, num_layers: int, gated: bool) -> Iterator[tuple[str, object, bool]]:
@@ -408,8 +208,6 @@ def _assignments(backbone, num_layers: int, gated: bool) -> Iterator[tuple[str, 
 
 def _activation(name: str):
     if name == "gelu_approximate":
-        from keras_hub.src.utils.keras_utils import gelu_approximate
-
         return gelu_approximate
     return name
 
@@ -425,9 +223,6 @@ def load_hf_t5(src: str | os.PathLike, dtype: str | None = None):
     Example:
         >>> backbone, info = load_hf_t5("checkpoints/t5-small")
     """
-    import keras
-    import keras_hub
-
     src = Path(src)
     args = read_hf_config(src)
     config = json.loads((src / "config.json").read_text())
@@ -506,8 +301,6 @@ def convert_hf_t5(src: str | os.PathLike, out: str | os.PathLike, overwrite: boo
         >>> convert_hf_t5("checkpoints/t5-base-lm-adapt", "presets/t5-base-lm-adapt")
         >>> model = PromptedT5.from_preset("presets/t5-base-lm-adapt", prompt_length=100)
     """
-    import keras_hub
-
     src, out = Path(src), Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"output {out} exists and is not a directory")
@@ -530,39 +323,10 @@ def convert_hf_t5(src: str | os.PathLike, out: str | os.PathLike, overwrite: boo
         )
     backbone, info = load_hf_t5(src, dtype=dtype)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         backbone.save_to_preset(str(tmp))
         tokenizer.save_to_preset(str(tmp))
         record = {k: v for k, v in info.items() if k != "tied"}
         record.update(source=str(src.resolve()), tie_embedding_weights=info["tied"])
         (tmp / CONVERSION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move the finished directory `new` onto `target` (renames only; old contents dropped)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old.{os.getpid()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(old)
-
-
-def conversion_record(preset: str | os.PathLike) -> dict:
-    """The ``conversion.json`` of a converted preset directory ({} when there is none)."""
-    path = Path(preset) / CONVERSION_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}

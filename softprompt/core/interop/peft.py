@@ -1,4 +1,4 @@
-"""Move prompts to and from PEFT prompt-tuning adapters and the official implementation's layout.
+"""Move prompts to and from PEFT prompt-tuning adapters.
 
 A PEFT prompt-tuning adapter is a directory with ``adapter_config.json``
 (``peft_type: PROMPT_TUNING``) and ``adapter_model.safetensors`` holding one
@@ -12,10 +12,7 @@ import, keep the first ``P`` rows of a ``2P`` tensor and say so.
 Our sidecar metadata travels inside the safetensors header (key
 ``softprompt``), which PEFT ignores, so ours -> PEFT -> ours keeps both the
 array (bit for bit) and the backbone identity the prompt was trained on.
-
-The official implementation's prompts are ``np.save`` payloads, float32
-``(P, d)``: exporting one is choosing a prompt and writing it; importing one is
-plain `softprompt.load_prompt`.
+The official implementation's layout is `softprompt.core.interop.official`.
 
 Example:
     >>> export_peft("runs/boolq/best.npy", "adapters/boolq")
@@ -30,9 +27,15 @@ import os
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import save
 
+from softprompt.backends.torch_pickle import read_torch_weights
+from softprompt.core.interop.official import carried_metadata, prompt_and_meta, select_prompt
+from softprompt.core.interop.weights import SafetensorsWeights
 from softprompt.core.io.atomic import atomic_write
-from softprompt.core.io.prompt_files import _as_numpy, load_prompt, save_prompt
+from softprompt.core.io.json_files import read_directory_json
+from softprompt.core.io.presets import conversion_record
+from softprompt.core.io.prompt_files import OWN_KEYS, save_prompt
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -40,46 +43,6 @@ WEIGHTS_FILE_BIN = "adapter_model.bin"
 TENSOR = "prompt_embeddings"
 #: Key of our sidecar metadata inside the safetensors header.
 METADATA_KEY = "softprompt"
-#: Sidecar keys that `save_prompt` writes itself.
-_OWN_KEYS = ("softprompt_version", "shape")
-
-
-def _prompt_and_meta(prompt) -> tuple[np.ndarray, dict, str]:
-    if isinstance(prompt, (str, os.PathLike)):
-        array, meta = load_prompt(prompt)
-        return array, meta, f"prompt file {prompt}"
-    return np.asarray(_as_numpy(prompt), dtype=np.float32), {}, "prompt array"
-
-
-def select_prompt(array: np.ndarray, meta: dict | None = None, prompt_index: int | None = None,
-                  where: str = "prompt") -> np.ndarray:
-    """One ``(P, d)`` prompt out of a ``(P, d)`` or ``(N, P, d)`` array.
-
-    ``(1, P, d)`` needs no index; ``(N, P, d)`` with N > 1 needs `prompt_index`.
-    When the metadata gives ``prompt_lengths`` (prompts of different lengths
-    stored right-aligned), the chosen prompt's unused leading rows are dropped.
-    """
-    array = np.asarray(array, dtype=np.float32)
-    if array.ndim == 2:
-        if prompt_index not in (None, 0):
-            raise ValueError(f"{where} holds one prompt; prompt index {prompt_index} does not exist")
-        return array
-    if array.ndim != 3:
-        raise ValueError(f"{where} has shape {array.shape}, expected (P, d) or (N, P, d)")
-    n = array.shape[0]
-    if prompt_index is None:
-        if n != 1:
-            raise ValueError(
-                f"{where} holds {n} prompts; choose one with prompt_index (--index 0..{n - 1})"
-            )
-        prompt_index = 0
-    if not 0 <= prompt_index < n:
-        raise ValueError(f"{where} holds {n} prompts; prompt index {prompt_index} does not exist")
-    chosen = array[prompt_index]
-    lengths = (meta or {}).get("prompt_lengths")
-    if isinstance(lengths, list) and len(lengths) == n:
-        chosen = chosen[chosen.shape[0] - int(lengths[prompt_index]):]
-    return chosen
 
 
 def _base_model_name(meta: dict) -> str | None:
@@ -90,8 +53,6 @@ def _base_model_name(meta: dict) -> str | None:
     backbone = meta.get("backbone")
     preset = backbone.get("preset") if isinstance(backbone, dict) else None
     if preset:
-        from softprompt.core.interop.hf_t5 import conversion_record
-
         # A preset converted from Hugging Face names the checkpoint PEFT's T5 loads.
         record = conversion_record(preset) if Path(str(preset)).is_dir() else {}
         return record.get("name_or_path") or str(preset)
@@ -117,9 +78,7 @@ def export_peft(prompt, out_dir: str | os.PathLike, base_model: str | None = Non
         >>> export_peft("best.npy", "adapters/boolq")
         >>> peft_model = PeftModel.from_pretrained(t5, "adapters/boolq")
     """
-    from safetensors.numpy import save
-
-    array, meta, where = _prompt_and_meta(prompt)
+    array, meta, where = prompt_and_meta(prompt)
     chosen = np.ascontiguousarray(select_prompt(array, meta, prompt_index, where))
     length, dim = chosen.shape
     config = {
@@ -140,9 +99,7 @@ def export_peft(prompt, out_dir: str | os.PathLike, base_model: str | None = Non
         "tokenizer_kwargs": None,
         "tokenizer_name_or_path": None,
     }
-    carried = {k: v for k, v in meta.items() if k not in _OWN_KEYS}
-    if prompt_index is not None:
-        carried["prompt_index"] = int(prompt_index)
+    carried = carried_metadata(meta, prompt_index)
     header = {"format": "pt", METADATA_KEY: json.dumps(carried, sort_keys=True)}
     payload = save({TENSOR: chosen}, metadata=header)
     out_dir = Path(out_dir)
@@ -175,15 +132,8 @@ def read_peft(adapter_dir: str | os.PathLike) -> tuple[np.ndarray, dict]:
             f"{adapter_dir} is a file, expected a PEFT adapter directory (official .npy prompts "
             "need no import: load them directly)"
         )
-    if not adapter_dir.is_dir():
-        raise FileNotFoundError(f"PEFT adapter directory {adapter_dir} does not exist")
+    config = read_directory_json(adapter_dir, CONFIG_FILE, "PEFT adapter")
     config_path = adapter_dir / CONFIG_FILE
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{adapter_dir} has no {CONFIG_FILE}: not a PEFT adapter directory")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path} is not valid JSON (line {err.lineno})") from None
     peft_type = config.get("peft_type")
     if peft_type != "PROMPT_TUNING":
         raise ValueError(
@@ -231,42 +181,18 @@ def _read_tensor(adapter_dir: Path) -> tuple[np.ndarray, dict]:
     """The prompt tensor (float32) and the safetensors header metadata."""
     path = adapter_dir / WEIGHTS_FILE
     if path.is_file():
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="np") as f:
-                keys = list(f.keys())
-                if TENSOR not in keys:
-                    raise ValueError(
-                        f"{path} has no {TENSOR!r} tensor (found: {', '.join(keys) or 'none'})"
-                    )
-                header = f.metadata() or {}
-                if f.get_slice(TENSOR).get_dtype() == "BF16":
-                    from softprompt.core.interop.hf_t5 import _read_bf16
-
-                    return _read_bf16(path, TENSOR), header
-                return np.asarray(f.get_tensor(TENSOR), dtype=np.float32), header
-        except ValueError:
-            raise
-        except Exception as err:  # noqa: BLE001 - safetensors raises its own error types
-            raise ValueError(f"{path} is not a readable safetensors file ({err})") from None
-    path = adapter_dir / WEIGHTS_FILE_BIN
-    if path.is_file():
-        try:
-            import torch
-        except ImportError:
-            raise ValueError(
-                f"{path} is a PyTorch pickle: reading it needs torch, or re-save the adapter "
-                "with safetensors"
-            ) from None
-        try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - weights_only refusals come in several types
-            raise ValueError(f"{path} cannot be loaded with torch.load(weights_only=True) ({err})") from None
-        if not isinstance(state, dict) or TENSOR not in state:
-            raise ValueError(f"{path} has no {TENSOR!r} tensor")
-        return state[TENSOR].detach().to("cpu").float().numpy(), {}
-    raise FileNotFoundError(f"{adapter_dir} has neither {WEIGHTS_FILE} nor {WEIGHTS_FILE_BIN}")
+        weights = SafetensorsWeights(path)
+        header = weights.metadata()
+    else:
+        path = adapter_dir / WEIGHTS_FILE_BIN
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{adapter_dir} has neither {WEIGHTS_FILE} nor {WEIGHTS_FILE_BIN}")
+        weights, header = read_torch_weights(path), {}
+    keys = weights.keys()
+    if TENSOR not in keys:
+        raise ValueError(f"{path} has no {TENSOR!r} tensor (found: {', '.join(keys) or 'none'})")
+    return weights.get(TENSOR), header
 
 
 def import_peft(adapter_dir: str | os.PathLike, out: str | os.PathLike,
@@ -283,7 +209,7 @@ def import_peft(adapter_dir: str | os.PathLike, out: str | os.PathLike,
         >>> info["dropped_rows"]      # 100 for PEFT's default seq2seq layout with P = 100
     """
     array, info = read_peft(adapter_dir)
-    meta = {k: v for k, v in info["metadata"].items() if k not in _OWN_KEYS}
+    meta = {k: v for k, v in info["metadata"].items() if k not in OWN_KEYS}
     meta.pop("prompt_index", None)
     meta["imported_from"] = {
         "format": "peft",
@@ -293,22 +219,3 @@ def import_peft(adapter_dir: str | os.PathLike, out: str | os.PathLike,
     }
     meta.update(metadata)
     return save_prompt(out, array, **meta), info
-
-
-def export_official(prompt, out: str | os.PathLike, prompt_index: int | None = None) -> Path:
-    """Write one prompt in the official layout: an ``np.save`` payload, float32 ``(P, d)``.
-
-    `out` may have no extension (as the official checkpoints' files); the
-    sidecar goes beside it and the official code ignores it.
-
-    Example:
-        >>> export_official("runs/boolq/best.npy", "exports/boolq_prompt")
-        >>> np.load("exports/boolq_prompt").shape
-        (100, 768)
-    """
-    array, meta, where = _prompt_and_meta(prompt)
-    chosen = select_prompt(array, meta, prompt_index, where)
-    carried = {k: v for k, v in meta.items() if k not in _OWN_KEYS}
-    if prompt_index is not None:
-        carried["prompt_index"] = int(prompt_index)
-    return save_prompt(out, chosen, **carried)

@@ -1,29 +1,54 @@
 """Where a preset name points: keras-hub names, local dirs, and presets shipped with softprompt.
 
+A preset converted from a Hugging Face checkpoint (`softprompt.core.interop.hf_t5`)
+records where it came from in ``conversion.json`` (`conversion_record`); a model-tuned
+preset how it was trained and evaluated in ``softprompt.json`` (`training_record`).
+The larger members of the embedded family (``softprompt_small``, ``softprompt_base``)
+are built into softprompt's cache (`cache_dir`) and resolve by name from there.
+
 Example:
     >>> resolve_preset("softprompt_tiny")   # a directory inside the installed package
+    >>> resolve_preset("softprompt_base")   # built into the cache by build_embedded.py
     >>> resolve_preset("./my_preset")       # a local directory, checked to exist
     >>> resolve_preset("t5_base_multi")     # left to keras-hub (built-in / kaggle:// / hf://)
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 PACKAGE_PRESETS = Path(__file__).resolve().parents[2] / "presets"
+#: Written into a converted preset directory beside keras-hub's files.
+CONVERSION_FILE = "conversion.json"
+#: Written into a model-tuned preset: how it was trained and evaluated.
+TRAINING_FILE = "softprompt.json"
+#: The names of softprompt's own presets (shipped or built into the cache).
+OWN_PREFIX = "softprompt_"
+
+
+def cache_dir() -> Path:
+    """softprompt's cache: ``$SOFTPROMPT_CACHE``, else ``$XDG_CACHE_HOME/softprompt``, else
+    ``~/.cache/softprompt``. Presets built on demand lie in its ``presets/``."""
+    if os.environ.get("SOFTPROMPT_CACHE"):
+        return Path(os.environ["SOFTPROMPT_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "softprompt"
 
 
 def embedded_presets() -> dict[str, Path]:
-    """Presets shipped inside the softprompt package, by name."""
-    if not PACKAGE_PRESETS.is_dir():
-        return {}
-    return {
-        p.name: p for p in sorted(PACKAGE_PRESETS.iterdir()) if (p / "config.json").is_file()
-    }
+    """softprompt's own presets by name: built into the cache, and shipped in the package."""
+    found = {}
+    for folder in (cache_dir() / "presets", PACKAGE_PRESETS):
+        if folder.is_dir():
+            found.update({p.name: p for p in sorted(folder.iterdir())
+                          if p.name.startswith(OWN_PREFIX) and (p / "config.json").is_file()})
+    return found
 
 
 def _keras_hub_names() -> set[str]:
+    # Only names that are neither embedded nor local need keras-hub (and with it TensorFlow).
     import keras_hub
 
     try:
@@ -45,6 +70,11 @@ def resolve_preset(preset: str | os.PathLike) -> str:
     if "://" in text or text in _keras_hub_names():
         return text
     path = Path(text).expanduser()
+    if not path.exists() and text.startswith(OWN_PREFIX) and "/" not in text:
+        size = text[len(OWN_PREFIX):]
+        raise FileNotFoundError(
+            f"preset {text!r} is not built yet: build it into {cache_dir() / 'presets'} with "
+            f"`python scripts/build_embedded.py --size {size}` (docs/comparison.md)")
     if not path.exists():
         known = ", ".join(sorted(embedded)) or "none"
         raise FileNotFoundError(
@@ -56,23 +86,25 @@ def resolve_preset(preset: str | os.PathLike) -> str:
     return str(path)
 
 
-#: The file in a model-tuned preset that records how it was trained and evaluated.
-TRAINING_RECORD = "softprompt.json"
+def conversion_record(preset: str | os.PathLike) -> dict:
+    """The ``conversion.json`` of a converted preset directory ({} when there is none)."""
+    return _record(Path(preset) / CONVERSION_FILE)
 
 
-def read_training_record(preset_dir) -> dict:
-    """The training record of a preset softprompt wrote (``{}`` for any other preset).
+def training_record(preset: str | os.PathLike) -> dict:
+    """The ``softprompt.json`` of a model-tuned preset ({} when there is none).
 
     Example:
-        >>> read_training_record("runs/mt/best")["metrics"]
+        >>> training_record("runs/mt/best")["metrics"]
         {'accuracy': 71.5, 'f1_multiclass': 70.9}
     """
-    import json
+    return _record(Path(preset) / TRAINING_FILE)
 
-    path = Path(preset_dir) / TRAINING_RECORD
+
+def _record(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError:
-        raise ValueError(f"{path} is not valid JSON") from None
+        return {}

@@ -22,7 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from softprompt import __version__
 from softprompt.core.io.atomic import atomic_write
+
+#: Sidecar keys that `save_prompt` writes itself (an export carries the others along).
+OWN_KEYS = ("softprompt_version", "shape")
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -78,9 +82,7 @@ def save_prompt(path: str | os.PathLike, embeddings, **metadata) -> Path:
     Example:
         >>> save_prompt("best.npy", model.prompt.embeddings, task="boolq")
     """
-    from softprompt import __version__
-
-    array = np.asarray(_as_numpy(embeddings), dtype=np.float32)
+    array = np.asarray(as_numpy(embeddings), dtype=np.float32)
     if array.ndim not in (2, 3):
         raise ValueError(
             f"prompt embeddings must have shape (P, d) or (N, P, d), got {array.shape}"
@@ -130,10 +132,12 @@ def load_prompt(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     return array.astype(np.float32), meta
 
 
-def _as_numpy(x):
+def as_numpy(x) -> np.ndarray:
+    """`x` as a numpy array: arrays as they are, keras variables and tensors converted."""
     if isinstance(x, np.ndarray):
         return x
     try:
+        # keras only for keras values: reading and writing prompt files never needs it.
         import keras
 
         return keras.ops.convert_to_numpy(x)

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from softprompt.core.io.prompt_files import load_prompt
 from softprompt.core.text import tokens
 
 INITS = ("uniform", "sampled-vocab", "class-labels", "text", "file")
@@ -68,7 +69,7 @@ def initial_prompt(
     # init == "text"
     if not text:
         raise ValueError("prompt init 'text' needs init_text (a non-empty string)")
-    ids = tokens.encode(tokenizer, [text], add_eos=False)[0]
+    ids = tokens.tokenize(tokenizer, [text], add_eos=False)[0]
     if not ids:
         raise ValueError(f"init_text {text!r} tokenizes to nothing")
     reps = -(-length // len(ids))
@@ -98,7 +99,7 @@ def sampled_vocab(emb: np.ndarray, tokenizer, length: int, rng) -> np.ndarray:
 def label_embeddings(emb: np.ndarray, tokenizer, labels) -> np.ndarray:
     """One row per label: the mean of the embeddings of its subword tokens."""
     rows = []
-    for label, ids in zip(labels, tokens.encode(tokenizer, labels, add_eos=False)):
+    for label, ids in zip(labels, tokens.tokenize(tokenizer, labels, add_eos=False)):
         if not ids:
             raise ValueError(f"class label {label!r} tokenizes to nothing")
         rows.append(emb[ids].mean(axis=0))
@@ -106,8 +107,6 @@ def label_embeddings(emb: np.ndarray, tokenizer, labels) -> np.ndarray:
 
 
 def _from_file(file, num_prompts: int, length: int, dim: int) -> np.ndarray:
-    from softprompt.core.io.prompt_files import load_prompt
-
     if file is None:
         raise ValueError("prompt init 'file' needs init_file (a prompt .npy file)")
     array, _ = load_prompt(file) if not isinstance(file, np.ndarray) else (file, {})

@@ -1,22 +1,34 @@
-"""`PromptedT5`: a frozen keras-hub T5 with a trainable soft prompt in front of the encoder."""
+"""`PromptedT5`: a frozen keras-hub T5 with a trainable soft prompt in front of the encoder.
+
+This module is the network: loading, the prompt in front of the encoder, the
+encoder and decoder stacks, the LM head, its config. The class's other parts
+live beside it, one job each: the loss and `compile` (`objective`), prompt
+identity and prompt files (`identity`), copies over the same backbone
+(`copies`), dropout (`dropout`). Generation and scoring are the inference
+room's (`softprompt.core.inference.batched`), over the pieces this class
+exposes (`call_encoder`, `call_decoder`, `cross_attention_caches`, `logits`),
+as keras-hub keeps ``generate`` on the task, over the backbone.
+"""
 
 from __future__ import annotations
 
-import warnings
-
 import keras
+import keras_hub
 import numpy as np
 from keras import ops
 
-from softprompt.core.io import prompt_files as files
+from softprompt.core.io.presets import resolve_preset
+from softprompt.core.model.copies import PromptCopies
+from softprompt.core.model.dropout import set_dropout
+from softprompt.core.model.identity import PromptIdentity
 from softprompt.core.model.init import INITS, initial_prompt
-from softprompt.core.model.loss import seq2seq_loss
+from softprompt.core.model.objective import Seq2SeqObjective
 from softprompt.core.model.prompt import SoftPrompt
 from softprompt.core.model.t5_blocks import layer_norm, lm_head, project, transformer_layer
 
 
 @keras.saving.register_keras_serializable(package="softprompt")
-class PromptedT5(keras.Model):
+class PromptedT5(PromptIdentity, PromptCopies, Seq2SeqObjective, keras.Model):
     """Prompt tuning (Lester et al., 2021) over a frozen keras-hub `T5Backbone`.
 
     The encoder sees ``[prompt ; token embeddings]`` with its padding mask
@@ -27,10 +39,11 @@ class PromptedT5(keras.Model):
     chooses its prompt with ``prompt_ids`` (default 0), so one model serves
     single tasks, mixed-task batches and ensembles alike.
 
-    Prompts of different lengths can share the variable: a prompt shorter than
-    the variable is stored right-aligned and its leading positions are masked
-    out. T5 has only relative position biases, so this gives exactly the
-    result of the shorter prompt alone (see `with_prompts`).
+    Prompts of different lengths can share the variable (`prompt_lengths`): a
+    prompt shorter than the variable is stored right-aligned and its leading
+    positions are masked out. T5 has only relative position biases, so this
+    gives exactly the result of the shorter prompt alone (see `with_prompts`);
+    a length of 0 is no prompt at all (see `without_prompt`).
 
     Args:
         backbone: a keras-hub `T5Backbone`; it is frozen (``trainable=False``).
@@ -45,15 +58,18 @@ class PromptedT5(keras.Model):
         seed: seeds the initializer; the same seed gives the same prompt on
             every backend.
         tokenizer: the backbone's `T5Tokenizer` (needed by the vocabulary
-            based initializers, `generate` and `score`).
+            based initializers and by generation and scoring).
         z_loss: coefficient of T5X's z-loss in the default loss.
+        prompt_lengths: the length of each prompt, 0..`prompt_length`
+            (default: all `prompt_length`).
+        skip_init: leave the prompt variable at zeros (weights follow).
 
     Example:
         >>> model = PromptedT5.from_preset("softprompt_tiny", prompt_length=20,
         ...                                init="class-labels", init_labels=["yes", "no"])
-        >>> model.compile()                        # Adafactor, lr 0.3, + z-loss
+        >>> model.compile(optimizer=softprompt.Adafactor(learning_rate=0.3))   # + z-loss
         >>> model.fit(x, y, sample_weight=target_mask, batch_size=32)
-        >>> model.generate(["review: a fine film"], max_length=4)
+        >>> softprompt.generate(model, ["review: a fine film"], max_length=4)
     """
 
     def __init__(
@@ -88,7 +104,6 @@ class PromptedT5(keras.Model):
         self.seed = seed
         self.z_loss = float(z_loss)
         self.preset = None
-        self._softprompt_loss = True
         self.prompt = SoftPrompt(
             self.prompt_length, backbone.hidden_dim, self.num_prompts, name="prompt"
         )
@@ -115,26 +130,15 @@ class PromptedT5(keras.Model):
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_preset(
-        cls,
-        preset,
-        prompt_length=100,
-        num_prompts=1,
-        init=None,
-        init_labels=None,
-        init_text=None,
-        init_file=None,
-        seed=None,
-        dtype=None,
-        load_weights=True,
-        dropout=None,
-        **kwargs,
-    ):
+    def from_preset(cls, preset, *, init=None, dtype=None, load_weights=True, dropout=None,
+                    **kwargs):
         """Load a frozen T5 backbone and its tokenizer from a preset, add a prompt.
 
         `preset` is anything keras-hub accepts (a built-in name, a
         ``kaggle://`` or ``hf://`` handle, a local preset directory) or the
-        name of a preset shipped with softprompt. With ``init=None`` the
+        name of a preset shipped with softprompt. `kwargs` are the
+        constructor's (``prompt_length``, ``num_prompts``, ``init_labels``,
+        ``init_text``, ``init_file``, ``seed``, ...). With ``init=None`` the
         initializer is ``class-labels`` when `init_labels` is given, ``text``
         when `init_text` is, ``file`` when `init_file` is, else
         ``sampled-vocab``. `dropout` overrides the backbone's dropout rate
@@ -147,15 +151,11 @@ class PromptedT5(keras.Model):
             >>> model = PromptedT5.from_preset("./t5_lm_adapt_base", prompt_length=100,
             ...                                init_labels=["True", "False"], seed=0)
         """
-        import keras_hub
-
-        from softprompt.core.io.presets import resolve_preset
-
         if init is None:
             init = (
-                "class-labels" if init_labels else
-                "text" if init_text else
-                "file" if init_file is not None else
+                "class-labels" if kwargs.get("init_labels") else
+                "text" if kwargs.get("init_text") else
+                "file" if kwargs.get("init_file") is not None else
                 "sampled-vocab"
             )
         handle = resolve_preset(preset)
@@ -164,18 +164,7 @@ class PromptedT5(keras.Model):
             handle, load_weights=load_weights, dtype=dtype, **overrides
         )
         tokenizer = keras_hub.models.T5Tokenizer.from_preset(handle)
-        model = cls(
-            backbone,
-            prompt_length=prompt_length,
-            num_prompts=num_prompts,
-            init=init,
-            init_labels=init_labels,
-            init_text=init_text,
-            init_file=init_file,
-            seed=seed,
-            tokenizer=tokenizer,
-            **kwargs,
-        )
+        model = cls(backbone, init=init, tokenizer=tokenizer, **kwargs)
         model.preset = str(preset)
         return model
 
@@ -188,19 +177,13 @@ class PromptedT5(keras.Model):
         self._tokenizer = [value]
 
     # ------------------------------------------------------------------ network
-    def embedding_matrix(self) -> np.ndarray:
-        """The backbone's input token embeddings as a float32 numpy array."""
-        return np.asarray(
-            ops.convert_to_numpy(self.backbone.token_embedding.embeddings), np.float32
-        )
-
     def _set_prompt_lengths(self, lengths):
         if lengths is None:
             lengths = [self.prompt_length] * self.num_prompts
         lengths = [int(n) for n in lengths]
-        if len(lengths) != self.num_prompts or not all(1 <= n <= self.prompt_length for n in lengths):
+        if len(lengths) != self.num_prompts or not all(0 <= n <= self.prompt_length for n in lengths):
             raise ValueError(
-                f"prompt_lengths {lengths} must give one length in 1..{self.prompt_length} "
+                f"prompt_lengths {lengths} must give one length in 0..{self.prompt_length} "
                 f"for each of the {self.num_prompts} prompts"
             )
         self.prompt_lengths = lengths
@@ -209,7 +192,20 @@ class PromptedT5(keras.Model):
         self._prompt_mask = (positions >= starts).astype("int32")  # (N, P)
         self._full_prompts = all(n == self.prompt_length for n in lengths)
 
-    def encode(self, token_ids, padding_mask, prompt_ids=None, training=False):
+    @property
+    def prompt_mask(self) -> np.ndarray:
+        """Which positions of each prompt the encoder sees: int32 ``(num_prompts, prompt_length)``.
+
+        Compiled inference functions read it as a constant, so it is part of their cache key.
+        """
+        return self._prompt_mask
+
+    @property
+    def full_prompts(self) -> bool:
+        """Whether every prompt fills the variable (no position is masked out)."""
+        return self._full_prompts
+
+    def call_encoder(self, token_ids, padding_mask, prompt_ids=None, training=False):
         """Run the encoder on ``[prompt ; tokens]``.
 
         Returns ``(encoder_output, encoder_mask)``, both including the P
@@ -230,29 +226,20 @@ class PromptedT5(keras.Model):
             prompt_mask = ops.take(ops.convert_to_tensor(self._prompt_mask), prompt_ids, axis=0)
         mask = ops.concatenate([prompt_mask, padding_mask], axis=1)
         x = bb.encoder_embedding_dropout(x, training=training)
-        attention_mask = mask[:, None, :]
-        position_bias = None
-        for layer in bb.encoder_transformer_layers:
-            x, position_bias = transformer_layer(
-                layer,
-                x,
-                attention_mask=attention_mask,
-                position_bias=position_bias,
-                use_causal_mask=False,
-                training=training,
-            )
+        x = _run_stack(bb.encoder_transformer_layers, x, mask[:, None, :], causal=False,
+                       training=training)
         x = layer_norm(bb.encoder_layer_norm, x)
         x = bb.encoder_dropout(x, training=training)
         return x, mask
 
-    def decode(self, encoder_output, encoder_mask, decoder_token_ids, decoder_padding_mask=None,
-               training=False, cross_attention_caches=None):
+    def call_decoder(self, encoder_output, encoder_mask, decoder_token_ids,
+                     decoder_padding_mask=None, training=False, cross_attention_caches=None):
         """Run T5's decoder over the encoder output; returns the final hidden states.
 
         `cross_attention_caches` (optional, from `cross_attention_caches`) gives each
         layer's keys/values of the encoder output, used instead of projecting
         `encoder_output` again: rank classification computes them once per input and
-        shares them between its candidates (performance, issue 9).
+        shares them between its candidates.
         """
         bb = self.backbone
         x = bb.token_embedding(decoder_token_ids)
@@ -261,21 +248,9 @@ class PromptedT5(keras.Model):
             decoder_padding_mask = ops.ones_like(decoder_token_ids)
         self_mask = ops.cast(decoder_padding_mask, "int32")[:, None, :]
         cross_mask = ops.cast(encoder_mask, "int32")[:, None, :]
-        position_bias = None
-        for i, layer in enumerate(bb.decoder_transformer_layers):
-            cached = {} if cross_attention_caches is None else {
-                "cross_attention_cache": cross_attention_caches[i]}
-            x, position_bias = transformer_layer(
-                layer,
-                x,
-                attention_mask=self_mask,
-                position_bias=position_bias,
-                encoder_hidden_states=encoder_output,
-                encoder_attention_mask=cross_mask,
-                use_causal_mask=True,
-                training=training,
-                **cached,
-            )
+        x = _run_stack(bb.decoder_transformer_layers, x, self_mask, causal=True,
+                       training=training, encoder_output=encoder_output, cross_mask=cross_mask,
+                       cross_attention_caches=cross_attention_caches)
         x = layer_norm(bb.decoder_layer_norm, x)
         return bb.decoder_dropout(x, training=training)
 
@@ -283,7 +258,7 @@ class PromptedT5(keras.Model):
         """Each decoder layer's cross-attention keys and values of `encoder_output`.
 
         A tuple with one ``(batch, 2, source_length, heads, head_dim)`` tensor per
-        layer (keras-hub's T5 cache layout: keys, then values), for `decode`.
+        layer (keras-hub's T5 cache layout: keys, then values), for `call_decoder`.
         """
         batch = ops.shape(encoder_output)[0]
         caches = []
@@ -301,13 +276,13 @@ class PromptedT5(keras.Model):
         return lm_head(self.backbone, hidden_states)
 
     def call(self, inputs, training=False):
-        encoder_output, encoder_mask = self.encode(
+        encoder_output, encoder_mask = self.call_encoder(
             inputs["encoder_token_ids"],
             inputs["encoder_padding_mask"],
             inputs.get("prompt_ids"),
             training=training,
         )
-        hidden = self.decode(
+        hidden = self.call_decoder(
             encoder_output,
             encoder_mask,
             inputs["decoder_token_ids"],
@@ -316,175 +291,9 @@ class PromptedT5(keras.Model):
         )
         return self.logits(hidden)
 
-    # ------------------------------------------------------------------ training
-    def compile(self, optimizer=None, loss=None, z_loss=None, **kwargs):
-        """Compile with the paper's defaults.
-
-        ``optimizer=None`` is `softprompt.Adafactor` at constant lr 0.3;
-        ``loss=None`` is masked token cross-entropy plus z-loss (coefficient
-        `z_loss`, default the model's, 1e-4; 0 turns it off). Other keras
-        `compile` arguments pass through; `jit_compile` defaults to the
-        backend adapter's choice.
-        """
-        from softprompt import backends
-
-        if optimizer is None:
-            from softprompt.core.training.adafactor import Adafactor
-
-            optimizer = Adafactor(learning_rate=0.3)
-        if z_loss is not None:
-            self.z_loss = float(z_loss)
-        self._softprompt_loss = loss is None
-        kwargs.setdefault("jit_compile", backends.current().default_jit_compile)
-        super().compile(optimizer=optimizer, loss=loss, **kwargs)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if not self._softprompt_loss:
-            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
-        loss = seq2seq_loss(y, y_pred, sample_weight, self.z_loss)
-        if self.losses:
-            loss = loss + ops.sum(self.losses)
-        return loss
-
     def set_dropout(self, rate: float, seed: int | None = None) -> None:
-        """Set the backbone's dropout rate (applied only when ``training=True``).
-
-        Call it before `compile`/`fit`. The official prompt-tuning runs used 0.1.
-        """
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
-        for i, layer in enumerate(self.backbone._flatten_layers(include_self=False)):
-            if isinstance(layer, keras.layers.Dropout):
-                layer.rate = float(rate)
-                if rate > 0 and getattr(layer, "seed_generator", None) is None:
-                    # keras only creates the generator for a non-zero rate at
-                    # construction; add it as tracked state of the built layer.
-                    layer._tracker.unlock()
-                    try:
-                        layer.seed_generator = keras.random.SeedGenerator(
-                            None if seed is None else seed + i
-                        )
-                    finally:
-                        layer._tracker.lock()
-
-    # ------------------------------------------------------------------ prompts
-    def identity(self) -> dict:
-        """What identifies the frozen model a prompt belongs to (for sidecars)."""
-        emb = self.embedding_matrix()
-        return {
-            "preset": self.preset,
-            "hidden_dim": int(self.backbone.hidden_dim),
-            "vocabulary_size": int(self.backbone.vocabulary_size),
-            "embedding_fingerprint": files.embedding_fingerprint(emb),
-        }
-
-    def save_prompt(self, path, **metadata):
-        """Save the prompt variable (``(P, d)`` when it holds one prompt) with a sidecar."""
-        array = ops.convert_to_numpy(self.prompt.embeddings)
-        if self.num_prompts == 1:
-            array = array[0]
-        meta = {"backbone": self.identity(), "prompt_length": self.prompt_length,
-                "init": self.init}
-        meta.update(metadata)
-        return files.save_prompt(path, array, **meta)
-
-    def load_prompt(self, path_or_array, metadata=None) -> dict:
-        """Load a prompt file (or array) into the variable; returns its metadata.
-
-        A different hidden size or prompt shape is a `ValueError`; a sidecar
-        naming another backbone (embedding fingerprint) warns with both.
-        """
-        if isinstance(path_or_array, np.ndarray):
-            array, meta, where = path_or_array, metadata or {}, "prompt array"
-        else:
-            array, meta = files.load_prompt(path_or_array)
-            where = f"prompt file {path_or_array}"
-        self.check_compatible(array, meta, where)
-        if array.ndim == 2:
-            array = array[None]
-        expected = tuple(self.prompt.embeddings.shape)
-        if tuple(array.shape) != expected:
-            raise ValueError(f"{where} has shape {array.shape}, the model's prompt is {expected}")
-        self.prompt.embeddings.assign(array.astype("float32"))
-        return meta
-
-    def check_compatible(self, array, meta, where="prompt"):
-        """Raise if `array` cannot feed this backbone; warn if its sidecar names another."""
-        dim = int(self.backbone.hidden_dim)
-        if array.shape[-1] != dim:
-            raise ValueError(
-                f"{where} has hidden size {array.shape[-1]}, the model's is {dim} "
-                f"(shape {tuple(array.shape)})"
-            )
-        theirs = (meta or {}).get("backbone", {}).get("embedding_fingerprint")
-        if theirs:
-            ours = self.identity()["embedding_fingerprint"]
-            if theirs != ours:
-                warnings.warn(
-                    f"{where} was trained on backbone {meta['backbone'].get('preset')!r} "
-                    f"(fingerprint {theirs}), this model is {self.preset!r} (fingerprint {ours})",
-                    stacklevel=3,
-                )
-
-    def with_prompts(self, prompts) -> PromptedT5:
-        """A model over the same frozen backbone holding `prompts` (for serving and ensembles).
-
-        `prompts` is a list of ``(P_i, d)`` arrays (lengths may differ) or one
-        ``(N, P, d)`` array. No backbone weights are copied.
-
-        Example:
-            >>> ensemble = model.with_prompts([load_prompt(f)[0] for f in files])
-            >>> ensemble(inputs | {"prompt_ids": ids})
-        """
-        if isinstance(prompts, np.ndarray) and prompts.ndim == 3:
-            prompts = list(prompts)
-        prompts = [np.asarray(p, np.float32) for p in prompts]
-        if not prompts:
-            raise ValueError("with_prompts needs at least one prompt")
-        for i, p in enumerate(prompts):
-            self.check_compatible(p, {}, f"prompt {i}")
-        lengths = [p.shape[0] for p in prompts]
-        width = max(lengths)
-        stacked = np.zeros((len(prompts), width, self.backbone.hidden_dim), np.float32)
-        for i, p in enumerate(prompts):
-            stacked[i, width - p.shape[0]:] = p
-        model = PromptedT5(
-            self.backbone, prompt_length=width, num_prompts=len(prompts), init="zeros",
-            tokenizer=self.tokenizer, z_loss=self.z_loss, prompt_lengths=lengths,
-        )
-        model.preset = self.preset
-        model.prompt.embeddings.assign(stacked)
-        return model
-
-    def without_prompt(self) -> PromptedT5:
-        """A model over the same frozen backbone whose encoder sees no prompt at all.
-
-        It holds one prompt (use the default ``prompt_ids``, 0) whose one position
-        is masked out everywhere; T5 has only relative position biases, so it
-        computes exactly what the bare backbone does (the "no prompt" baseline).
-        No backbone weights are copied.
-
-        Example:
-            >>> model.without_prompt().generate(["the red fox ran."], max_length=4)
-        """
-        model = self.with_prompts([np.zeros((1, self.backbone.hidden_dim), np.float32)])
-        model._prompt_mask = np.zeros_like(model._prompt_mask)
-        model._full_prompts = False
-        return model
-
-    # ------------------------------------------------------------------ inference
-    def generate(self, texts, max_length=32, prompt_ids=None, batch_size=32,
-                 max_input_length=None):
-        """Greedy decoding with the key/value cache; returns one string per text.
-
-        Example:
-            >>> model.generate(["passage: ... question: ..."], max_length=4)
-            ['True']
-        """
-        from softprompt.core.inference.decoding import generate
-
-        return generate(self, texts, max_length=max_length, prompt_ids=prompt_ids,
-                        batch_size=batch_size, max_input_length=max_input_length)
+        """Set the backbone's dropout rate (`softprompt.core.model.dropout.set_dropout`)."""
+        set_dropout(self.backbone, rate, seed)
 
     # ------------------------------------------------------------------ config
     def get_config(self):
@@ -509,3 +318,24 @@ class PromptedT5(keras.Model):
         # Weights follow (load_weights / load_prompt): skip the initializer,
         # which may need a tokenizer or a file that is not at hand.
         return cls(skip_init=True, **config)
+
+
+def _run_stack(layers, x, attention_mask, *, causal: bool, training: bool,
+               encoder_output=None, cross_mask=None, cross_attention_caches=None):
+    """Run T5 layers in order; the first computes the relative position bias, the rest reuse it.
+
+    With `encoder_output` the layers also attend to it (the decoder), through
+    `cross_attention_caches` (one per layer) when given.
+    """
+    position_bias = None
+    for i, layer in enumerate(layers):
+        cross = {}
+        if encoder_output is not None:
+            cross = {"encoder_hidden_states": encoder_output, "encoder_attention_mask": cross_mask}
+            if cross_attention_caches is not None:
+                cross["cross_attention_cache"] = cross_attention_caches[i]
+        x, position_bias = transformer_layer(
+            layer, x, attention_mask=attention_mask, position_bias=position_bias,
+            use_causal_mask=causal, training=training, **cross,
+        )
+    return x

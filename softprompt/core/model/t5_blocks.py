@@ -2,18 +2,17 @@
 
 `transformer_layer(layer, x, ...)` computes exactly what keras-hub's
 ``T5TransformerLayer.__call__`` computes (same arguments, same returns, same sublayers
-and weights), with a faster attention core (issue 9):
+and weights), with a faster attention core:
 
 - the attention-weighted values are a heads-first batched matmul
   ``(b, n, q, k) @ (b, n, k, d)`` instead of keras-hub's
-  ``einsum("bnqk,bknd->bqnd")``, which XLA on CPU runs 3.3x slower (T5-small's
-  8 x 228 tokens, forward: JAX 38.0 -> 11.6 ms, torch 21.1 -> 11.2 ms, TensorFlow
-  unchanged; `python -m benchmarks.attention_core`);
+  ``einsum("bnqk,bknd->bqnd")``, which XLA on CPU runs several times slower;
 - where no attention dropout is active, the backend adapter's own kernel when it has
   one for the dtype (`Adapter.attention_kernel`: torch's scaled-dot-product attention
-  in float32, 8.8 ms; on a CPU, JAX's float32 core with a written-out backward, whose
-  forward + gradient takes 41 ms where XLA's autodiff of the written-out core takes
-  63 ms).
+  in float32; on a CPU, JAX's float32 core with a written-out backward pass).
+
+The attention-core micro-benchmark in ``benchmarks/`` measures both against
+keras-hub's layer on the machine at hand.
 
 Reduced precision (``bfloat16`` or ``mixed_bfloat16`` dtype policies, the CLI's
 ``--dtype``): the residual stream and the matrix products run in bfloat16, as in T5X;
@@ -32,10 +31,10 @@ from __future__ import annotations
 
 from keras import ops
 
+from softprompt import backends
+
 
 def _adapter():
-    from softprompt import backends
-
     return backends.current()
 
 

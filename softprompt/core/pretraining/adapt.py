@@ -46,6 +46,11 @@ Example:
     >>> result = adapt(AdaptConfig(out="my_t5", corpus=["wiki.txt"], from_config="tiny",
     ...                            vocab_size=2000, steps=5000))
     >>> PromptedT5.from_preset("my_t5", prompt_length=20)
+
+Why this module is long: it is a whole trainer of every weight (options,
+corpus stream, loop, checkpoints, resume, the preset it writes). Once it runs
+on the one training loop of `softprompt.core.training`, only the corpus
+stream and the preset writing stay here.
 """
 
 from __future__ import annotations
@@ -54,9 +59,7 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,7 +70,7 @@ import numpy as np
 from keras import ops
 
 from softprompt import backends
-from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.atomic import atomic_directory, atomic_write
 from softprompt.core.io.presets import resolve_preset
 from softprompt.core.model.loss import seq2seq_loss, token_losses
 from softprompt.core.model.t5_blocks import lm_head
@@ -76,7 +79,7 @@ from softprompt.core.text import tokens as tok
 from softprompt.core.text.batching import bucket_index, bucket_lengths, seq2seq_batch
 from softprompt.core.training import callbacks as tc
 from softprompt.core.training.adafactor import Adafactor
-from softprompt.core.training.loop import truncate_jsonl
+from softprompt.core.training.run_dir import truncate_jsonl
 
 OPTIMIZERS = ("adam", "adafactor")
 VOCAB_MODELS = scratch.MODEL_TYPES
@@ -259,11 +262,11 @@ def read_corpus_files(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, 
 
 
 def tokenize_corpus(tokenizer, texts, pairs, counts) -> Corpus:
-    text_ids = [r for r in tok.encode(tokenizer, texts, add_eos=False) if len(r) >= 2]
+    text_ids = [r for r in tok.tokenize(tokenizer, texts, add_eos=False) if len(r) >= 2]
     if texts and not text_ids:
         raise ValueError("every corpus text is shorter than two tokens: nothing to split")
-    inputs = tok.encode(tokenizer, [p[0] for p in pairs], add_eos=True)
-    targets = tok.encode(tokenizer, [p[1] for p in pairs], add_eos=True)
+    inputs = tok.tokenize(tokenizer, [p[0] for p in pairs], add_eos=True)
+    targets = tok.tokenize(tokenizer, [p[1] for p in pairs], add_eos=True)
     return Corpus(text_ids, list(zip(inputs, targets)), counts)
 
 
@@ -451,26 +454,11 @@ def write_preset(out, backbone, tokenizer, info: dict | None = None) -> Path:
     is complete. `info` is written as ``adapt.json`` in the preset.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the preset private
-    try:
+    with atomic_directory(out) as tmp:
         backbone.save_to_preset(str(tmp))
         tokenizer.save_to_preset(str(tmp))
         if info is not None:
             (tmp / "adapt.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -7,6 +7,10 @@ Example:
     >>> texts = ["the quick brown fox", "jumps over the lazy dog"] * 50
     >>> preset_dir = build_preset("/tmp/tiny", texts, config="tiny", seed=0)
     >>> model = PromptedT5.from_preset(preset_dir, prompt_length=4)
+
+The architectures (`CONFIGS`, `STYLES`) are read by processes that never load
+keras (the Hugging Face side of the benchmarks), so keras, keras-hub,
+sentencepiece and numpy are imported inside the functions that build.
 """
 
 from __future__ import annotations

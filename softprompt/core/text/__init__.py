@@ -1,1 +1,4 @@
-"""Text handling: tokenizer helpers, batching and bucketing."""
+"""Text to fixed-shape batches: tokenizer helpers, tokenizing once, bucketing, padding.
+
+It may import `io` and numpy; it never sees a model.
+"""

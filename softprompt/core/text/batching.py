@@ -92,7 +92,7 @@ class Encoded:
 
 def token_lengths(tokenizer, texts: Sequence[str]) -> list[int]:
     """Length of each text in tokens, ``</s>`` included."""
-    return [len(r) for r in tok.encode(tokenizer, list(texts), add_eos=True)]
+    return [len(r) for r in tok.tokenize(tokenizer, list(texts), add_eos=True)]
 
 
 def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_input_length: int,
@@ -103,9 +103,9 @@ def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], max_input_length: 
     training refuses and inference ignores.
     """
     pairs = list(pairs)
-    inputs = tok.encode(tokenizer, [p[0] for p in pairs], add_eos=True)
+    inputs = tok.tokenize(tokenizer, [p[0] for p in pairs], add_eos=True)
     labeled = [i for i, p in enumerate(pairs) if p[1]]
-    target_rows = tok.encode(tokenizer, [pairs[i][1] for i in labeled], add_eos=True)
+    target_rows = tok.tokenize(tokenizer, [pairs[i][1] for i in labeled], add_eos=True)
     targets: list[list[int]] = [[] for _ in pairs]
     for i, row in zip(labeled, target_rows):
         targets[i] = row
@@ -123,8 +123,18 @@ def _cut(row: list[int], length: int) -> list[int]:
     return row if len(row) <= length else row[: length - 1] + [row[-1]]
 
 
-def pad(rows: Sequence[Sequence[int]], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad id rows to ``(ids, mask)`` int32 arrays of shape ``(len(rows), width)``."""
+def pad(rows: Sequence[Sequence[int]], width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad id rows to ``(ids, mask)`` int32 arrays of shape ``(len(rows), width)``.
+
+    Rows longer than `width` are cut; ``width=None`` is the longest row's length.
+
+    Example:
+        >>> ids, mask = pad([[7, 8, 1], [9, 1]])
+        >>> ids.tolist(), mask.tolist()
+        ([[7, 8, 1], [9, 1, 0]], [[1, 1, 1], [1, 1, 0]])
+    """
+    if width is None:
+        width = max([len(r) for r in rows] + [1])
     ids = np.full((len(rows), width), tok.PAD_ID, np.int32)
     mask = np.zeros((len(rows), width), np.int32)
     for i, row in enumerate(rows):

@@ -6,8 +6,8 @@ T5 conventions: pad id 0 (also the decoder start token), ``</s>`` id 1 ends
 every encoder input and every target.
 
 Example:
-    >>> ids = encode(tokenizer, ["the quick fox"])     # [[..., 1]]
-    >>> decode(tokenizer, ids)                         # ["the quick fox"]
+    >>> ids = tokenize(tokenizer, ["the quick fox"])     # [[..., 1]]
+    >>> detokenize(tokenizer, ids)                       # ["the quick fox"]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _as_lists(out) -> list[list[int]]:
     return [[int(t) for t in row] for row in out]
 
 
-def encode(tokenizer, texts: Sequence[str], add_eos: bool = True,
+def tokenize(tokenizer, texts: Sequence[str], add_eos: bool = True,
            max_length: int | None = None) -> list[list[int]]:
     """Token ids of each text, ``</s>``-terminated unless ``add_eos=False``.
 
@@ -50,7 +50,7 @@ def encode(tokenizer, texts: Sequence[str], add_eos: bool = True,
     return out
 
 
-def decode(tokenizer, ids: Sequence[Sequence[int]]) -> list[str]:
+def detokenize(tokenizer, ids: Sequence[Sequence[int]]) -> list[str]:
     """Detokenize rows of ids, stopping at the first ``</s>`` and dropping padding."""
     eos = end_token_id(tokenizer)
     texts = []

@@ -1,1 +1,5 @@
-"""The training loop, its state/checkpoints, callbacks and Adafactor."""
+"""The one training loop: options, run directory, checkpoints, callbacks, Adafactor.
+
+It may import every room below it (`io`, `text`, `model`, `interop`, `inference`),
+`softprompt.tasks`, tensorboard and matplotlib (the logs).
+"""

@@ -14,27 +14,34 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import keras
 import numpy as np
+from keras import ops
 
+from softprompt import backends, tasks
+from softprompt.core.inference.evaluate import evaluate, target_length
 from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.prompt_files import load_prompt, save_prompt
+from softprompt.core.model.prompted_t5 import PromptedT5
+from softprompt.core.text import batching
+from softprompt.core.training import callbacks as cb
 from softprompt.core.training import state as train_state
-from softprompt.core.training.train import (
+from softprompt.core.training.adafactor import Adafactor
+from softprompt.core.training.config import TrainConfig, TrainingDiverged, TrainResult
+from softprompt.core.training.run_dir import (
     CONFIG,
     METRICS,
-    TrainConfig,
-    TrainingDiverged,
-    TrainResult,
     create_out,
+    truncate_jsonl,
     versions,
 )
 
 
 def _dtype_policy() -> str:
-    import keras
-
     return keras.config.dtype_policy().name
 
 
@@ -48,8 +55,6 @@ def _resolve_preset_path(preset: str) -> str:
 
 def build_model(config: TrainConfig, task):
     """The `PromptedT5` of a run: preset, prompt length, initializer, dropout."""
-    from softprompt.core.model.prompted_t5 import PromptedT5
-
     init = config.init or ("class-labels" if task.labels else "sampled-vocab")
     model = PromptedT5.from_preset(
         _resolve_preset_path(config.preset),
@@ -102,16 +107,6 @@ def graceful_interrupt():
         signal.signal(signal.SIGINT, previous)
 
 
-def truncate_jsonl(path: Path, step: int) -> None:
-    """Drop a metrics log's lines after `step` (atomically), for a resumed run."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    with atomic_write(path, "w") as f:
-        f.write("".join(line + "\n" for line in kept))
-
-
 # ---------------------------------------------------------------------- the run
 
 
@@ -120,34 +115,57 @@ class Run:
 
     def __init__(self, config: TrainConfig, resume: bool, callbacks: Sequence, progress,
                  echo, dist):
-        from softprompt import backends, tasks
-        from softprompt.core.inference.evaluate import target_length
-        from softprompt.core.text import batching
-
         self.config = config
         self.echo = echo
         self.out = Path(config.out)
         self.adapter = backends.current()
         self.dist = dist
         self.chief = bool(dist.is_writer)
+        self.step = 0
+        self.best: tuple[float, int] | None = None
+        self.bad_evals = 0
+        self.last_metrics = None
+        self.losses_since_eval: list[float] = []
+        self.committed: int | None = None
+
+        train_examples = self._read_task()
+        self._prepare_out()
+        self._build_model()
+        self._make_stream(train_examples)
+        if resume:
+            self._restore()
+        self._write_config(resume)
+        self.callbacks = self._callbacks(callbacks, progress)
+
+    # -------------------------------------------------------------- set-up
+    def _read_task(self) -> list:
+        """Read the task's splits and check the selecting metric; returns the training examples."""
+        config = self.config
         self.task = tasks.get(config.task, **config.task_args)
         train_examples = self.task.train_examples(self.task.read(config.data, "train"))
         if not train_examples:
             raise ValueError(f"task {config.task!r} has no training examples in {config.data}")
         self.dev = self.task.read(config.data, config.eval_split)
         self.metric = check_metric(self.task, self.dev, config.metric)
-        dist.barrier()  # every process has checked `out` before the writer changes it
+        return train_examples
+
+    def _prepare_out(self) -> None:
+        """Create the run directory (the writer only, after every process checked it)."""
+        self.dist.barrier()
         if self.chief:
             create_out(self.out)
-        dist.barrier()
+        self.dist.barrier()
 
-        self.adapter.seed(config.seed)
-        from softprompt.core.training.adafactor import Adafactor
-
-        self.model = dist.prepare(build_model(config, self.task))
-        self.model.compile(optimizer=Adafactor(learning_rate=config.lr))
+    def _build_model(self) -> None:
+        """Seed, build the model inside the distribution and compile it with Adafactor."""
+        self.adapter.seed(self.config.seed)
+        self.model = self.dist.prepare(build_model(self.config, self.task))
+        self.model.compile(optimizer=Adafactor(learning_rate=self.config.lr))
         self.model.optimizer.build(self.model.trainable_variables)
 
+    def _make_stream(self, train_examples) -> None:
+        """Tokenize the training pairs once and make the seeded batch stream."""
+        config = self.config
         tokenizer = self.model.tokenizer
         pairs = [self.task.format(ex) for ex in train_examples]
         self.max_target_length = config.max_target_length or target_length(
@@ -156,28 +174,16 @@ class Run:
         encoded = batching.encode_pairs(tokenizer, pairs, config.max_input_length,
                                         self.max_target_length)
         if encoded.cut_inputs:
-            echo(f"note: {encoded.cut_inputs} of {len(encoded)} training inputs were cut to "
-                 f"{config.max_input_length} tokens")
+            self.echo(f"note: {encoded.cut_inputs} of {len(encoded)} training inputs were cut "
+                      f"to {config.max_input_length} tokens")
         if encoded.cut_targets:
-            echo(f"note: {encoded.cut_targets} training targets were cut to "
-                 f"{self.max_target_length} tokens")
+            self.echo(f"note: {encoded.cut_targets} training targets were cut to "
+                      f"{self.max_target_length} tokens")
         self.stream = batching.TrainBatches(
             encoded, config.batch_size, config.seed, self.max_target_length,
             batching.bucket_lengths(config.max_input_length),
         )
 
-        self.step = 0
-        self.best: tuple[float, int] | None = None
-        self.bad_evals = 0
-        self.last_metrics = None
-        self.losses_since_eval: list[float] = []
-        self.committed: int | None = None
-        if resume:
-            self._restore()
-        self._write_config(resume)
-        self.callbacks = self._callbacks(callbacks, progress)
-
-    # -------------------------------------------------------------- set-up
     def _restore(self):
         record = train_state.latest(self.out)
         step = int(record["step"])
@@ -190,8 +196,6 @@ class Run:
                 f"(fingerprint {state['data']['fingerprint']} vs {expected}): resume needs the "
                 "same data, batch size, seed and length limits"
             )
-        from keras import ops
-
         iterations = int(ops.convert_to_numpy(self.model.optimizer.iterations))
         if iterations != step:
             raise ValueError(f"checkpoint of step {step} holds optimizer step {iterations}")
@@ -219,8 +223,6 @@ class Run:
                  "versions": versions(), "command": sys.argv}
             )
         else:
-            from softprompt import backends
-
             record = {
                 "options": self.config.to_dict(),
                 "resolved": {
@@ -245,10 +247,6 @@ class Run:
             json.dump(record, f, indent=2, default=str)
 
     def _callbacks(self, extra, progress):
-        import keras
-
-        from softprompt.core.training import callbacks as cb
-
         items = []
         if progress and self.chief:
             stream = progress if hasattr(progress, "write") else None
@@ -281,8 +279,6 @@ class Run:
         }
 
     def evaluate(self) -> dict:
-        from softprompt.core.inference.evaluate import evaluate
-
         metrics, _ = evaluate(
             self.model, self.task, self.dev, self.config.eval_method,
             batch_size=self.eval_batch_size, max_input_length=self.config.max_input_length,
@@ -332,8 +328,6 @@ class Run:
         self.dist.barrier()
 
     def _copy_best(self, step: int) -> None:
-        from softprompt.core.io.prompt_files import load_prompt, save_prompt
-
         array, meta = load_prompt(train_state.prompt_path(self.out, step))
         save_prompt(self.out / "best.npy", array, **{k: v for k, v in meta.items()
                                                      if k not in ("shape",)})
@@ -388,12 +382,8 @@ class Run:
         )
 
     def _draw_curve(self) -> None:
-        import warnings
-
-        from softprompt.core.training.callbacks import draw_curve
-
         try:
-            draw_curve(self.out, self.metric)
+            cb.draw_curve(self.out, self.metric)
         except Exception as err:  # noqa: BLE001 - a plot must never hide the run's outcome
             warnings.warn(f"could not draw {self.out / 'curve.png'}: {err}", stacklevel=2)
 

@@ -55,7 +55,7 @@ def resume_variables(model) -> dict[str, list]:
 
 def save_state(out, step: int, model, record: dict) -> Path:
     """Write ``state-<step>.npz``: optimizer and seed variables plus the JSON `record`."""
-    from keras import ops
+    from keras import ops  # the CLI reads checkpoints (`latest`) before keras may load
 
     arrays: dict[str, np.ndarray] = {}
     names: dict[str, list[str]] = {}
