@@ -37,8 +37,9 @@ class ProgressBar(keras.callbacks.Callback):
     """
 
     def __init__(self, total: int, start: int = 0, stream=None, every_s: float = 30.0,
-                 metric: str | None = None):
+                 metric: str | None = None, higher_is_better: bool = True):
         super().__init__()
+        self.higher_is_better = bool(higher_is_better)
         self.total = int(total)
         self.start = int(start)
         self.stream = stream or sys.stderr
@@ -76,7 +77,8 @@ class ProgressBar(keras.callbacks.Callback):
         self._recent.clear()  # the evaluation's time is not training speed
         if self.metric in logs:
             value = float(logs[self.metric])
-            if self.best is None or value > self.best[0]:
+            if self.best is None or (value > self.best[0] if self.higher_is_better
+                                     else value < self.best[0]):
                 self.best = (value, int(logs.get("step", self._step)))
         text = ", ".join(f"{k} {v:.4g}" for k, v in logs.items()
                          if k != "step" and isinstance(v, (int, float)))
@@ -236,7 +238,7 @@ class EventLog(keras.callbacks.Callback):
             self._writer = None
 
 
-def draw_curve(out, metric: str, path=None) -> Path | None:
+def draw_curve(out, metric: str, path=None, title: str | None = None) -> Path | None:
     """Draw ``curve.png``: train loss and the dev `metric` against the step.
 
     Reads ``train.csv`` and ``metrics.jsonl`` in `out`; uses matplotlib's Agg
@@ -280,7 +282,7 @@ def draw_curve(out, metric: str, path=None) -> Path | None:
         ax2 = ax.twinx()
         ax2.plot([s for s, _ in evals], [v for _, v in evals], "o-", color="tab:orange")
         ax2.set_ylabel(f"dev {metric}", color="tab:orange")
-    ax.set_title("prompt tuning")
+    ax.set_title(title or "prompt tuning")
     fig.tight_layout()
     tmp = path.with_name("." + path.name + ".tmp.png")
     fig.savefig(tmp)

@@ -7,7 +7,7 @@ Importing this module is cheap (no keras), so the CLI can read it at start-up.
 Example:
     >>> config = TrainConfig(out="runs/rte", task="rte", data="data/RTE",
     ...                      preset="t5_base_lm_adapt").validate()
-    >>> config.steps, config.lr
+    >>> config.steps, config.learning_rate
     (30000, 0.3)
 """
 
@@ -20,6 +20,8 @@ from pathlib import Path
 from softprompt.backends.base import KINDS as DISTRIBUTIONS
 from softprompt.core.inference.methods import METHODS
 from softprompt.core.model.init import INITS
+from softprompt.core.training.methods import NAMES as TRAINING_METHODS
+from softprompt.core.training.methods import get as get_method
 
 #: Options a resumed run may change (everything else must match the stopped run).
 RESUMABLE_CHANGES = ("steps", "distribution", "mesh", "devices")
@@ -37,16 +39,21 @@ class TrainConfig:
         out: the run directory.
         task: a registered task name (`softprompt.tasks.get`).
         data: the task's data (a file or directory `Task.read` accepts).
-        preset: the frozen model (anything `PromptedT5.from_preset` accepts).
+        preset: the frozen model (anything `PromptedT5.from_preset` accepts); with
+            model tuning, the model to tune.
+        method: one of `TRAINING_METHODS`: ``prompt-tuning`` (the prompt trains,
+            the model is frozen) or ``model-tuning`` (every weight trains, no
+            prompt); see `softprompt.core.training.methods`.
         task_args: keyword arguments of the task (``template``, ``target_field``,
             ``labels`` for ``jsonl``).
-        prompt_length: P (paper: 100).
+        prompt_length: P (paper: 100); prompt tuning only.
         init: prompt initializer, one of `INITS`; default ``class-labels`` when
             the task has labels, else ``sampled-vocab``.
         init_text, init_file: for ``init="text"`` / ``"file"``.
         steps: training steps (paper: 30,000).
         batch_size: examples per step (paper: 32).
-        lr: Adafactor's constant learning rate (paper: 0.3).
+        lr: Adafactor's constant learning rate (default: the method's, 0.3 for
+            prompt tuning as in the paper, 1e-3 for model tuning as in T5X).
         max_input_length: encoder tokens kept per input (paper: 512).
         max_target_length: target tokens; default: the longest target of the
             task's training data and labels.
@@ -71,13 +78,14 @@ class TrainConfig:
     data: str | None = None
     preset: str | None = None
     task_args: dict = dataclasses.field(default_factory=dict)
+    method: str = "prompt-tuning"
     prompt_length: int = 100
     init: str | None = None
     init_text: str | None = None
     init_file: str | None = None
     steps: int = 30000
     batch_size: int = 32
-    lr: float = 0.3
+    lr: float | None = None
     max_input_length: int = 512
     max_target_length: int | None = None
     eval_every: int = 1000
@@ -104,7 +112,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+        get_method(self.method)
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0
+                                        and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
@@ -122,6 +132,11 @@ class TrainConfig:
             raise ValueError("no preset given: name the frozen T5 model to prompt")
         return self
 
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate: `lr`, or the method's default."""
+        return float(self.lr if self.lr is not None else get_method(self.method).lr)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -138,8 +153,8 @@ class TrainConfig:
         """Every option's default by name (``task_args`` and ``out`` excluded).
 
         Example:
-            >>> TrainConfig.defaults()["lr"]
-            0.3
+            >>> TrainConfig.defaults()["method"]
+            'prompt-tuning'
         """
         return {f.name: f.default for f in dataclasses.fields(cls)
                 if f.default is not dataclasses.MISSING}
@@ -166,6 +181,9 @@ class TrainResult:
     stopped: str
     last_metrics: dict | None = None
 
+    best_name: str = "best.npy"
+
     @property
     def best_path(self) -> Path:
-        return self.out / "best.npy"
+        """The best checkpoint's product: ``best.npy`` (a prompt) or ``best/`` (a preset)."""
+        return self.out / self.best_name

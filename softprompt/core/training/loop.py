@@ -1,12 +1,41 @@
-"""The body of a training run (`Run`): set-up, the step loop, evaluations and checkpoints.
+"""The one training loop (`Run`): steps, evaluations, checkpoints, resume and logs, for every method.
 
-`softprompt.core.training.train.train` creates a `Run` inside the distribution's scope
-and calls `Run.run`; see that module for what a run does and writes.
+A run trains a *job*: what a caller set up for one method. Prompt tuning and
+model tuning get theirs from `softprompt.core.training.task_job.TaskJob` (a
+task's data, the method's trainable part and optimizer), LM adaptation from
+`softprompt.core.pretraining.adapt.AdaptJob` (a corpus, the whole model). A
+job has:
+
+- ``model``: a compiled keras model; its trainable variables are what trains;
+- ``stream``: ``batch(step) -> (x, y, sample_weight)``, a pure function of the
+  step, and ``state(step) -> {"fingerprint": ...}`` (what resume checks);
+- ``product``: what a checkpoint writes for the user, and from which a resume
+  restores the trained weights (`softprompt.core.training.products`);
+- ``metric`` and ``higher_is_better``: what selects the best checkpoint;
+  ``keeps_best``: whether the best checkpoint is copied to ``best*``;
+- ``evaluate() -> metrics`` (a dict holding ``metric``);
+- ``sidecar(step, metrics) -> dict``: the record saved with each checkpoint;
+- ``config_record() -> dict``: ``config.json`` of a new run (``options`` first).
+
+What `Run` does with it is the same for all: ``train_on_batch`` over the
+stream, feeding keras callbacks (progress bar, ``train.csv``, TensorBoard,
+the caller's); every ``eval_every`` steps and at the last, an evaluation and
+a checkpoint (product, ``best*``, ``metrics.jsonl``, resume state, commit;
+`softprompt.core.training.state`); a stop at a NaN/inf loss
+(`TrainingDiverged`, the last good checkpoint untouched), at early stopping,
+or on Ctrl-C (the current step finishes and is checkpointed); ``curve.png``
+at the end. A resumed run restores the product and the state of the last
+committed step and computes what an uninterrupted run computes.
+
+Example:
+    >>> job = TaskJob(config, dist, echo=print)
+    >>> Run(config.out, job, Schedule(steps=1000, eval_every=100), dist=dist).run()
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -22,68 +51,28 @@ import keras
 import numpy as np
 from keras import ops
 
-from softprompt import backends, tasks
-from softprompt.core.inference.evaluate import evaluate, target_length
+from softprompt import backends
 from softprompt.core.io.atomic import atomic_write
-from softprompt.core.io.prompt_files import load_prompt, save_prompt
-from softprompt.core.model.prompted_t5 import PromptedT5
-from softprompt.core.text import batching
 from softprompt.core.training import callbacks as cb
 from softprompt.core.training import state as train_state
-from softprompt.core.training.adafactor import Adafactor
-from softprompt.core.training.config import TrainConfig, TrainingDiverged, TrainResult
-from softprompt.core.training.run_dir import (
-    CONFIG,
-    METRICS,
-    create_out,
-    truncate_jsonl,
-    versions,
-)
+from softprompt.core.training.config import TrainingDiverged, TrainResult
+from softprompt.core.training.run_dir import CONFIG, METRICS, truncate_jsonl, versions
 
 
-def _dtype_policy() -> str:
-    return keras.config.dtype_policy().name
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How long a run trains and how often it evaluates.
 
-
-def _resolve_preset_path(preset: str) -> str:
-    """A local preset directory as an absolute path, so sidecars find it from anywhere."""
-    path = Path(preset).expanduser()
-    if "://" not in preset and path.is_dir():
-        return str(path.resolve())
-    return preset
-
-
-def build_model(config: TrainConfig, task):
-    """The `PromptedT5` of a run: preset, prompt length, initializer, dropout."""
-    init = config.init or ("class-labels" if task.labels else "sampled-vocab")
-    model = PromptedT5.from_preset(
-        _resolve_preset_path(config.preset),
-        prompt_length=config.prompt_length,
-        init=init,
-        init_labels=task.labels if init == "class-labels" else None,
-        init_text=config.init_text,
-        init_file=config.init_file,
-        seed=config.seed,
-    )
-    if config.dropout is not None:
-        model.set_dropout(config.dropout, seed=config.seed)
-    return model
-
-
-def check_metric(task, examples, metric: str | None) -> str:
-    """The selecting metric, checked against what the task reports on `examples`.
-
-    Scores the gold targets as predictions (cheap), which also checks that
-    the split has gold labels before any training happens.
+    Attributes:
+        steps: optimizer steps in total.
+        eval_every: steps between evaluations and checkpoints (and at the last step).
+        early_stopping: stop after this many evaluations without a better score
+            (`None`: never).
     """
-    golds = [task.format(ex)[1] for ex in examples]
-    reported = task.evaluate(examples, golds)
-    metric = metric or task.main_metric
-    if metric not in reported:
-        raise ValueError(
-            f"task {task.name!r} reports no metric {metric!r} (it reports {', '.join(reported)})"
-        )
-    return metric
+
+    steps: int
+    eval_every: int
+    early_stopping: int | None = None
 
 
 @contextlib.contextmanager
@@ -107,89 +96,49 @@ def graceful_interrupt():
         signal.signal(signal.SIGINT, previous)
 
 
-# ---------------------------------------------------------------------- the run
-
-
 class Run:
-    """The state of one training run: model, data, logs and the checkpoint schedule."""
+    """One training run of a job: the step loop, evaluations, checkpoints, resume and logs.
 
-    def __init__(self, config: TrainConfig, resume: bool, callbacks: Sequence, progress,
-                 echo, dist):
-        self.config = config
-        self.echo = echo
-        self.out = Path(config.out)
-        self.adapter = backends.current()
-        self.dist = dist
-        self.chief = bool(dist.is_writer)
+    Args:
+        out: the run directory (created by the caller, `run_dir.create_out`).
+        job: what trains (see the module's docs).
+        schedule: `Schedule`.
+        resume: continue from the last committed checkpoint in `out`.
+        callbacks: extra keras callbacks; ``model.stop_training = True`` stops
+            after the current step, with a checkpoint.
+        progress: show the progress bar (on stderr, or on the given stream).
+        echo: a function for one-line notes.
+        dist: the backend's `Distribution` (only its writer writes files).
+    """
+
+    def __init__(self, out, job, schedule: Schedule, *, resume: bool = False,
+                 callbacks: Sequence = (), progress=True, echo=None, dist=None):
+        self.out = Path(out)
+        self.job = job
+        self.model = job.model
+        self.schedule = schedule
+        self.echo = echo or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.dist = dist or backends.current().distribute("none")
+        self.chief = bool(self.dist.is_writer)
         self.step = 0
         self.best: tuple[float, int] | None = None
         self.bad_evals = 0
         self.last_metrics = None
         self.losses_since_eval: list[float] = []
         self.committed: int | None = None
-
-        train_examples = self._read_task()
-        self._prepare_out()
-        self._build_model()
-        self._make_stream(train_examples)
         if resume:
             self._restore()
         self._write_config(resume)
         self.callbacks = self._callbacks(callbacks, progress)
 
     # -------------------------------------------------------------- set-up
-    def _read_task(self) -> list:
-        """Read the task's splits and check the selecting metric; returns the training examples."""
-        config = self.config
-        self.task = tasks.get(config.task, **config.task_args)
-        train_examples = self.task.train_examples(self.task.read(config.data, "train"))
-        if not train_examples:
-            raise ValueError(f"task {config.task!r} has no training examples in {config.data}")
-        self.dev = self.task.read(config.data, config.eval_split)
-        self.metric = check_metric(self.task, self.dev, config.metric)
-        return train_examples
-
-    def _prepare_out(self) -> None:
-        """Create the run directory (the writer only, after every process checked it)."""
-        self.dist.barrier()
-        if self.chief:
-            create_out(self.out)
-        self.dist.barrier()
-
-    def _build_model(self) -> None:
-        """Seed, build the model inside the distribution and compile it with Adafactor."""
-        self.adapter.seed(self.config.seed)
-        self.model = self.dist.prepare(build_model(self.config, self.task))
-        self.model.compile(optimizer=Adafactor(learning_rate=self.config.lr))
-        self.model.optimizer.build(self.model.trainable_variables)
-
-    def _make_stream(self, train_examples) -> None:
-        """Tokenize the training pairs once and make the seeded batch stream."""
-        config = self.config
-        tokenizer = self.model.tokenizer
-        pairs = [self.task.format(ex) for ex in train_examples]
-        self.max_target_length = config.max_target_length or target_length(
-            tokenizer, self.task, train_examples
-        )
-        encoded = batching.encode_pairs(tokenizer, pairs, config.max_input_length,
-                                        self.max_target_length)
-        if encoded.cut_inputs:
-            self.echo(f"note: {encoded.cut_inputs} of {len(encoded)} training inputs were cut "
-                      f"to {config.max_input_length} tokens")
-        if encoded.cut_targets:
-            self.echo(f"note: {encoded.cut_targets} training targets were cut to "
-                      f"{self.max_target_length} tokens")
-        self.stream = batching.TrainBatches(
-            encoded, config.batch_size, config.seed, self.max_target_length,
-            batching.bucket_lengths(config.max_input_length),
-        )
-
-    def _restore(self):
+    def _restore(self) -> None:
+        """Load the last committed checkpoint: product (weights), then the resume state."""
         record = train_state.latest(self.out)
         step = int(record["step"])
-        self.model.load_prompt(str(train_state.prompt_path(self.out, step)))
+        self.job.product.restore(step)
         state = train_state.restore_state(self.out, step, self.model)
-        expected = self.stream.state(step)["fingerprint"]
+        expected = self.job.stream.state(step)["fingerprint"]
         if state["data"]["fingerprint"] != expected:
             raise ValueError(
                 "the training data or its batching differ from the stopped run "
@@ -199,47 +148,35 @@ class Run:
         iterations = int(ops.convert_to_numpy(self.model.optimizer.iterations))
         if iterations != step:
             raise ValueError(f"checkpoint of step {step} holds optimizer step {iterations}")
-        self.step = step
-        self.committed = step
+        self.step = self.committed = step
         if state.get("best") is not None:
             self.best = (float(state["best"][0]), int(state["best"][1]))
         self.bad_evals = int(state.get("bad_evals", 0))
         self.last_metrics = state.get("last_metrics")
         if self.chief:
             truncate_jsonl(self.out / METRICS, step)
-            if self.best is not None:  # best.npy may be newer than the commit: re-copy it
-                self._copy_best(self.best[1])
+            if self.best is not None and self.job.keeps_best:
+                self.job.product.copy_best(self.best[1])  # it may be newer than the commit
         self.echo(f"resuming {self.out} at step {step}")
 
-    def _write_config(self, resume: bool):
+    def _write_config(self, resume: bool) -> None:
         if not self.chief:
             return
         path = self.out / CONFIG
         if resume:
             record = json.loads(path.read_text())
-            record["options"]["steps"] = self.config.steps
+            record["options"]["steps"] = self.schedule.steps
             record.setdefault("resumed", []).append(
-                {"at_step": self.step, "steps": self.config.steps, "time": time.time(),
-                 "versions": versions(), "command": sys.argv}
-            )
+                {"at_step": self.step, "steps": self.schedule.steps, "time": time.time(),
+                 "versions": versions(), "command": sys.argv})
         else:
             record = {
-                "options": self.config.to_dict(),
-                "resolved": {
-                    "preset": self.model.preset,
-                    "init": self.model.init,
-                    "metric": self.metric,
-                    "max_target_length": self.max_target_length,
-                    "eval_batch_size": self.eval_batch_size,
-                    "labels": self.task.labels,
-                    "train_batches_per_epoch": self.stream.batches_per_epoch,
-                    "batch_shapes": self.stream.shapes(),
-                },
+                **self.job.config_record(),
                 "versions": versions(),
                 "backend": backends.name(),
-                "dtype_policy": _dtype_policy(),
+                "dtype_policy": keras.config.dtype_policy().name,
                 "distribution": repr(self.dist),
-                "devices": [d.name for d in self.adapter.devices()],
+                "devices": [d.name for d in backends.current().devices()],
                 "command": sys.argv,
                 "started": time.time(),
             }
@@ -250,50 +187,28 @@ class Run:
         items = []
         if progress and self.chief:
             stream = progress if hasattr(progress, "write") else None
-            items.append(cb.ProgressBar(self.config.steps, self.step, stream, metric=self.metric))
+            items.append(cb.ProgressBar(self.schedule.steps, self.step, stream,
+                                        metric=self.job.metric,
+                                        higher_is_better=self.job.higher_is_better))
         if self.chief:
             items.append(cb.CsvLog(self.out / "train.csv", self.step))
             items.append(cb.EventLog(self.out / "tensorboard", self.step))
         items.extend(extra)
         return keras.callbacks.CallbackList(items, model=self.model)
 
-    @property
-    def eval_batch_size(self) -> int:
-        return self.config.eval_batch_size or self.config.batch_size
-
     # -------------------------------------------------------------- checkpoints
-    def sidecar(self, step: int, metrics: dict | None) -> dict:
-        return {
-            "task": self.task.name,
-            "task_args": self.config.task_args,
-            "labels": self.task.labels,
-            "step": step,
-            "metrics": metrics,
-            "metric": self.metric,
-            "eval_split": self.config.eval_split,
-            "eval_method": self.config.eval_method,
-            "eval_batch_size": self.eval_batch_size,
-            "max_input_length": self.config.max_input_length,
-            "max_target_length": self.max_target_length,
-            "seed": self.config.seed,
-        }
-
-    def evaluate(self) -> dict:
-        metrics, _ = evaluate(
-            self.model, self.task, self.dev, self.config.eval_method,
-            batch_size=self.eval_batch_size, max_input_length=self.config.max_input_length,
-            max_target_length=self.max_target_length,
-        )
-        return {k: float(v) for k, v in metrics.items()}
+    def _better(self, score: float) -> bool:
+        if self.best is None:
+            return True
+        return score > self.best[0] if self.job.higher_is_better else score < self.best[0]
 
     def checkpoint(self, step: int, metrics: dict | None) -> None:
-        """Save the prompt, update best/metrics.jsonl, save the resume state, then commit."""
+        """Save the product, update best and metrics.jsonl, save the resume state, commit."""
         improved = False
         if metrics is not None:
-            score = metrics[self.metric]
-            improved = self.best is None or score > self.best[0]
+            improved = self._better(metrics[self.job.metric])
             if improved:
-                self.best = (score, step)
+                self.best = (metrics[self.job.metric], step)
                 self.bad_evals = 0
             else:
                 self.bad_evals += 1
@@ -302,10 +217,10 @@ class Run:
             self.committed = step
             self.dist.barrier()
             return
-        self.model.save_prompt(train_state.prompt_path(self.out, step),
-                               **self.sidecar(step, metrics))
-        if improved:
-            self._copy_best(step)
+        product = self.job.product
+        product.save(step, self.job.sidecar(step, metrics))
+        if improved and self.job.keeps_best:
+            product.copy_best(step)
         if metrics is not None:
             loss = float(np.mean(self.losses_since_eval)) if self.losses_since_eval else None
             line = {"step": step, **metrics, "train_loss": loss, "best": improved,
@@ -315,33 +230,29 @@ class Run:
                 f.flush()
                 os.fsync(f.fileno())
         record = {
-            "data": self.stream.state(step),
+            "data": self.job.stream.state(step),
             "best": list(self.best) if self.best else None,
             "bad_evals": self.bad_evals,
             "last_metrics": self.last_metrics,
-            "metric": self.metric,
+            "metric": self.job.metric,
         }
         train_state.save_state(self.out, step, self.model, record)
-        train_state.commit(self.out, step, metrics=metrics)
+        train_state.commit(self.out, step, product=product.path(step).name, metrics=metrics)
         train_state.prune(self.out, step)
+        product.prune({step, self.best[1] if self.best else None})
         self.committed = step
         self.dist.barrier()
 
-    def _copy_best(self, step: int) -> None:
-        array, meta = load_prompt(train_state.prompt_path(self.out, step))
-        save_prompt(self.out / "best.npy", array, **{k: v for k, v in meta.items()
-                                                     if k not in ("shape",)})
-
     # -------------------------------------------------------------- loop
     def run(self) -> TrainResult:
-        config = self.config
+        schedule = self.schedule
         model = self.model
         stopped = "completed"
         self.callbacks.on_train_begin()
         try:
             with graceful_interrupt() as interrupt:
-                while self.step < config.steps:
-                    x, y, weight = self.dist.shard_batch(*self.stream.batch(self.step))
+                while self.step < schedule.steps:
+                    x, y, weight = self.dist.shard_batch(*self.job.stream.batch(self.step))
                     self.callbacks.on_train_batch_begin(self.step + 1)
                     logs = model.train_on_batch(x, y, sample_weight=weight, return_dict=True)
                     loss = float(logs["loss"])
@@ -350,17 +261,17 @@ class Run:
                         raise TrainingDiverged(self._diverged_message(loss))
                     self.losses_since_eval.append(loss)
                     self.callbacks.on_train_batch_end(self.step, {"loss": loss})
-                    if self.step % config.eval_every == 0 or self.step == config.steps:
+                    if self.step % schedule.eval_every == 0 or self.step == schedule.steps:
                         self.callbacks.on_test_begin()
-                        metrics = self.evaluate()
+                        metrics = self.job.evaluate()
                         self.checkpoint(self.step, metrics)
                         self.losses_since_eval = []
                         self.callbacks.on_test_end({"step": self.step, **metrics})
-                        if (config.early_stopping is not None
-                                and self.bad_evals >= config.early_stopping):
+                        if (schedule.early_stopping is not None
+                                and self.bad_evals >= schedule.early_stopping):
                             stopped = "early_stopping"
                             self.echo(f"early stopping at step {self.step}: no better "
-                                      f"{self.metric} in {self.bad_evals} evaluations")
+                                      f"{self.job.metric} in {self.bad_evals} evaluations")
                             break
                     if interrupt["stop"] or getattr(model, "stop_training", False):
                         if self.committed != self.step:
@@ -376,23 +287,20 @@ class Run:
             step=self.step,
             best_step=self.best[1] if self.best else None,
             best_score=self.best[0] if self.best else None,
-            metric=self.metric,
+            metric=self.job.metric,
             stopped=stopped,
             last_metrics=self.last_metrics,
+            best_name=self.job.product.best_name,
         )
 
     def _draw_curve(self) -> None:
         try:
-            cb.draw_curve(self.out, self.metric)
+            cb.draw_curve(self.out, self.job.metric, title=getattr(self.job, "title", None))
         except Exception as err:  # noqa: BLE001 - a plot must never hide the run's outcome
             warnings.warn(f"could not draw {self.out / 'curve.png'}: {err}", stacklevel=2)
 
     def _diverged_message(self, loss: float) -> str:
-        kept = (
-            f"the last good checkpoint is {train_state.prompt_path(self.out, self.committed)}"
-            if self.committed is not None else "no checkpoint had been saved yet"
-        )
+        kept = (f"the last good checkpoint is {self.job.product.path(self.committed)}"
+                if self.committed is not None else "no checkpoint had been saved yet")
         return (f"the loss became {loss} at step {self.step}; training stopped and {kept} "
                 "(try a lower --lr)")
-
-

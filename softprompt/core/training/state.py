@@ -1,10 +1,13 @@
 """Checkpoints of a training run, written so that a kill at any moment loses nothing committed.
 
-A checkpoint at step N is three files under ``OUT/checkpoints/``:
+One scheme for every method. A checkpoint at step N is, under ``OUT/checkpoints/``:
 
-- ``step-N.npy`` (+ ``step-N.json`` sidecar): the prompt, a normal prompt file;
+- the product of step N, which holds the trained weights
+  (`softprompt.core.training.products`): ``step-N.npy`` (+ ``step-N.json``
+  sidecar), a normal prompt file, when the prompt trains; ``step-N/``, a
+  keras-hub preset, when the whole model trains;
 - ``state-N.npz``: everything else an exact resume needs: the optimizer's
-  variables (Adafactor's second moments and its step), the dropout seed
+  variables (Adafactor's or Adam's moments and its step), the dropout seed
   generators' states, and a JSON record (step, data order, best dev score so
   far, early-stopping count);
 - ``latest.json``: the commit record, naming step N, rewritten LAST.
@@ -48,7 +51,7 @@ def state_path(out, step: int) -> Path:
 
 
 def resume_variables(model) -> dict[str, list]:
-    """The variables besides the prompt that a resumed run must get back, by group."""
+    """The variables besides the trained ones that a resumed run must get back, by group."""
     seeds = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
     return {"optimizer": list(model.optimizer.variables), "seed": seeds}
 
@@ -71,9 +74,12 @@ def save_state(out, step: int, model, record: dict) -> Path:
     return path
 
 
-def commit(out, step: int, **extra) -> None:
-    """Make the checkpoint of `step` the one a resume starts from (atomic)."""
-    record = {"step": int(step), "prompt": prompt_path(out, step).name,
+def commit(out, step: int, product: str | None = None, **extra) -> None:
+    """Make the checkpoint of `step` the one a resume starts from (atomic).
+
+    `product` names the step's product file or directory (default: its prompt file).
+    """
+    record = {"step": int(step), "product": product or prompt_path(out, step).name,
               "state": state_path(out, step).name, **extra}
     with atomic_write(checkpoint_dir(out) / LATEST, "w") as f:
         json.dump(record, f, indent=2, sort_keys=True)

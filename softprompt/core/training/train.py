@@ -1,33 +1,20 @@
-"""The training loop: `train_on_batch` over bucketed batches, with callbacks, checkpoints and resume.
+"""Training on a task: ``softprompt train``'s entry point, for prompt tuning and model tuning.
 
-`train(TrainConfig(...))` does what ``softprompt train`` does:
-
-1. reads the task's training and dev splits and tokenizes them once;
-2. builds `PromptedT5` from the preset (the prompt initialised with the
-   task's class labels when it has labels) and compiles it with the paper's
-   Adafactor — inside the scope of the backend adapter's `Distribution`
-   (``adapter.distribute``; one device for ``distribution="none"``);
-3. runs ``model.train_on_batch`` over the seeded `TrainBatches` stream,
-   feeding keras callbacks (progress bar, ``train.csv``, TensorBoard, any of
-   the caller's);
-4. every ``eval_every`` steps (and at the last): evaluates on the dev split
-   (greedy decoding or rank classification), saves
-   ``checkpoints/step-N.npy`` with its metrics in the sidecar, keeps
-   ``best.npy`` for the best dev score, appends to ``metrics.jsonl``, and
-   commits the resume state (`softprompt.core.training.state`);
-5. stops at a NaN/inf loss (`TrainingDiverged`, the last good checkpoint
-   untouched), at early stopping, or on Ctrl-C (the current step finishes and
-   is checkpointed); draws ``curve.png`` at the end.
-
-The options and the result are `softprompt.core.training.config`; the checks
-of the run directory `softprompt.core.training.run_dir`; the run itself
-(set-up, the step loop, evaluations, checkpoints) `softprompt.core.training.loop.Run`.
-This module is the entry point that puts them together.
+`train(TrainConfig(...))` checks the options and the run directory, makes the
+backend adapter's `Distribution` (``adapter.distribute``; one device for
+``distribution="none"``), sets up the method's job inside its scope
+(`softprompt.core.training.task_job.TaskJob`: the task's data, the model with
+what the method trains, its optimizer) and runs the one loop
+(`softprompt.core.training.loop.Run`). The run directory then holds
+``config.json``, ``metrics.jsonl``, ``train.csv``, ``tensorboard/``,
+``curve.png``, ``checkpoints/`` and the best checkpoint's product:
+``best.npy`` (prompt tuning) or the keras-hub preset ``best/`` (model tuning).
 
 Resume is exact: batch ``s`` is a pure function of the data, the seed and
-``s``, and the checkpoint holds the prompt, the optimizer's variables and the
-dropout seed states, so a resumed run computes the same updates as one that
-was never stopped (on the same backend and device).
+``s``, and a checkpoint holds the trained weights (the product), the
+optimizer's variables and the dropout seed states, so a resumed run computes
+the same updates as one that was never stopped (on the same backend and
+device).
 
 Example:
     >>> from softprompt.core.training.config import TrainConfig
@@ -35,6 +22,8 @@ Example:
     >>> result = train(TrainConfig(out="runs/rte", preset="t5_base_lm_adapt", task="rte",
     ...                            data="data/RTE", steps=30000))
     >>> result.best_step, result.best_score
+    >>> train(TrainConfig(out="runs/rte-mt", method="model-tuning", ...)).best_path
+    PosixPath('runs/rte-mt/best')
 """
 
 from __future__ import annotations
@@ -44,16 +33,17 @@ from collections.abc import Sequence
 
 from softprompt import backends
 from softprompt.core.training.config import TrainConfig, TrainResult
-from softprompt.core.training.loop import Run
-from softprompt.core.training.run_dir import check_out, check_resume
+from softprompt.core.training.loop import Run, Schedule
+from softprompt.core.training.run_dir import check_out, check_resume, create_out
+from softprompt.core.training.task_job import TaskJob
 
 
 def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence = (),
           progress=True, echo=None) -> TrainResult:
-    """Run (or, with `resume`, continue) prompt tuning as configured.
+    """Run (or, with `resume`, continue) prompt tuning or model tuning as configured.
 
     Args:
-        config: the run's options (`TrainConfig`).
+        config: the run's options (`TrainConfig`; ``method`` picks what trains).
         resume: continue the run in ``config.out`` from its last committed
             checkpoint; only ``steps`` and the distribution options may differ
             from the stopped run.
@@ -80,6 +70,13 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence = ()
                                          devices=config.devices)
     try:
         with dist.scope():
-            return Run(config, resume, callbacks, progress, echo, dist).run()
+            job = TaskJob(config, dist, echo)
+            dist.barrier()  # every process has checked `out` before the writer creates it
+            if dist.is_writer:
+                create_out(out)
+            dist.barrier()
+            schedule = Schedule(config.steps, config.eval_every, config.early_stopping)
+            return Run(out, job, schedule, resume=resume, callbacks=callbacks,
+                       progress=progress, echo=echo, dist=dist).run()
     finally:
         dist.close()
