@@ -24,7 +24,7 @@ def _config(tmp_path, corpus, steps, **kw):
 def test_prefix_lm_batches_are_a_function_of_the_step(tmp_path, small_corpus):
     import keras_hub
 
-    from softprompt.core.pretraining import adapt as ad
+    from softprompt.core.pretraining import corpus as ad
     from softprompt.core.pretraining.scratch import train_sentencepiece
 
     texts, pairs, counts = ad.read_corpus_files(small_corpus)

@@ -1,28 +1,18 @@
 """LM adaptation / pretraining of a whole keras-hub T5 (the paper's "LM adaptation" ablation).
 
-Unlike prompt tuning, every weight of the backbone trains here. The objective
-is T5's prefix LM: each text is split at a uniformly random token; the
-encoder reads the prefix, the decoder predicts the continuation. A corpus may
-also hold supervised ``{"inputs", "targets"}`` pairs (a multi-task mixture,
-as T5's pretraining mixed tasks into its span corruption); pairs are trained
-as they are.
+Every weight of the backbone trains, with T5's prefix-LM objective on a corpus
+(`softprompt.core.pretraining.corpus`), on the one training loop of
+`softprompt.core.training` (`Run`): `AdaptJob` gives it the model (a
+`PromptedT5` with no prompt, every backbone weight trainable, the same class
+model tuning trains), the corpus stream, the held-out loss as the metric (lower
+is better) and keras-hub presets as the checkpoints' product. Checkpoints,
+exact resume, callbacks and the run directory are the loop's, as for prompt
+tuning and model tuning.
 
-The result is a keras-hub preset directory (``save_to_preset`` for backbone and
-tokenizer, plus ``adapt.json``: the options, the corpus, the steps and the
-final losses, paths relative to the working directory, see `portable_path`),
-written to a temporary directory beside `out` and renamed into place, so a
-crash never leaves a half-written preset.
-
-Corpus files (one mixture source each):
-
-- ``*.jsonl``: one JSON object a line, ``{"text": ...}`` (prefix LM) or
-  ``{"inputs": ..., "targets": ...}`` (a supervised pair);
-- anything else: plain text, one example a line (prefix LM).
-
-Mixing is examples-proportional: every step draws `batch_size` examples
-uniformly from all sources together (with replacement), from a generator
-seeded by ``(seed, step)``. Batch ``s`` is a pure function of the corpus, the
-seed and ``s``, which makes ``resume`` exact.
+The result is a keras-hub preset directory at `out` (backbone and tokenizer,
+plus ``adapt.json``: the options, the corpus, the steps and the final losses,
+paths relative to the working directory, see `portable_path`), written
+atomically.
 
 Optimizer (``optimizer=``):
 
@@ -36,21 +26,17 @@ Both use a linear warm-up over `warmup_steps`, then ``lr * sqrt(warmup / step)``
 (T5's inverse square root), which does not depend on the total number of
 steps, so a resumed run may train longer.
 
-A run directory (`workdir`, default ``<out>.adapt/``) holds ``config.json``,
-``train.csv``, ``metrics.jsonl`` (held-out loss every `eval_every` steps),
-``curve.png``, the starting model (``init/``, so a resume rebuilds the same
-vocabulary) and ``checkpoints/`` (weights + optimizer state per checkpoint,
-committed by ``latest.json`` as in `softprompt.core.training.state`).
+The run directory (`workdir`, default ``<out>.adapt/``) holds what every run
+directory holds (``config.json``, ``train.csv``, ``metrics.jsonl`` with the
+held-out loss every `eval_every` steps, ``tensorboard/``, ``curve.png``,
+``checkpoints/``: a preset and the resume state per checkpoint,
+`softprompt.core.training.state`), plus the starting model (``init/``, so a
+resume rebuilds the same vocabulary).
 
 Example:
     >>> result = adapt(AdaptConfig(out="my_t5", corpus=["wiki.txt"], from_config="tiny",
     ...                            vocab_size=2000, steps=5000))
     >>> PromptedT5.from_preset("my_t5", prompt_length=20)
-
-Why this module is long: it is a whole trainer of every weight (options,
-corpus stream, loop, checkpoints, resume, the preset it writes). Once it runs
-on the one training loop of `softprompt.core.training`, only the corpus
-stream and the preset writing stay here.
 """
 
 from __future__ import annotations
@@ -70,27 +56,22 @@ import numpy as np
 from keras import ops
 
 from softprompt import backends
-from softprompt.core.io.atomic import atomic_directory, atomic_write
 from softprompt.core.io.presets import resolve_preset
-from softprompt.core.model.loss import seq2seq_loss, token_losses
-from softprompt.core.model.t5_blocks import lm_head
+from softprompt.core.model.loss import token_losses
 from softprompt.core.pretraining import scratch
-from softprompt.core.text import tokens as tok
-from softprompt.core.text.batching import bucket_index, bucket_lengths, seq2seq_batch
-from softprompt.core.training import callbacks as tc
+from softprompt.core.pretraining.corpus import AdaptBatches, read_corpus_files, tokenize_corpus
 from softprompt.core.training.adafactor import Adafactor
-from softprompt.core.training.run_dir import truncate_jsonl
+from softprompt.core.training.loop import Run, Schedule
+from softprompt.core.training.products import PresetFiles, write_preset
+from softprompt.core.training.run_dir import CONFIG, check_out, check_resume, create_out
+from softprompt.core.training.task_job import parameter_count, whole_model
 
 OPTIMIZERS = ("adam", "adafactor")
 VOCAB_MODELS = scratch.MODEL_TYPES
 #: Default peak learning rate per optimizer.
 DEFAULT_LR = {"adam": 2e-3, "adafactor": 1e-2}
-CHECKPOINTS = "checkpoints"
-LATEST = "latest.json"
 #: Options a resumed run may change.
 RESUMABLE_CHANGES = ("steps",)
-#: Held-out examples used for the evaluation loss (taken out of the training pool).
-HELD_OUT = 256
 
 
 @dataclasses.dataclass
@@ -213,167 +194,7 @@ class AdaptResult:
     seconds: float
 
 
-# ---------------------------------------------------------------------- corpus
-
-
-@dataclasses.dataclass
-class Corpus:
-    """The tokenized corpus: prefix-LM texts and supervised pairs, one pool."""
-
-    texts: list[list[int]]              # token ids (no </s>) of prefix-LM texts
-    pairs: list[tuple[list[int], list[int]]]  # (input ids, target ids), each </s>-terminated
-    sources: dict[str, int]             # file -> number of examples
-
-    def __len__(self) -> int:
-        return len(self.texts) + len(self.pairs)
-
-
-def read_corpus_files(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]], dict]:
-    """``(texts, pairs, counts)`` from corpus files; a malformed line is a one-line error."""
-    texts: list[str] = []
-    pairs: list[tuple[str, str]] = []
-    counts: dict[str, int] = {}
-    for path in paths:
-        path = Path(path)
-        before = len(texts) + len(pairs)
-        with open(path, encoding="utf-8") as f:
-            if path.name.endswith((".jsonl", ".json")):
-                for n, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
-                    if isinstance(record, dict) and isinstance(record.get("text"), str):
-                        texts.append(record["text"])
-                    elif (isinstance(record, dict) and isinstance(record.get("inputs"), str)
-                          and isinstance(record.get("targets"), str) and record["targets"]):
-                        pairs.append((record["inputs"], record["targets"]))
-                    else:
-                        raise ValueError(f'{path}:{n}: expected {{"text": ...}} or '
-                                         f'{{"inputs": ..., "targets": ...}} with strings')
-            else:
-                texts.extend(line.strip() for line in f if line.strip())
-        counts[str(path)] = len(texts) + len(pairs) - before
-        if counts[str(path)] == 0:
-            raise ValueError(f"corpus file {path} holds no examples")
-    return texts, pairs, counts
-
-
-def tokenize_corpus(tokenizer, texts, pairs, counts) -> Corpus:
-    text_ids = [r for r in tok.tokenize(tokenizer, texts, add_eos=False) if len(r) >= 2]
-    if texts and not text_ids:
-        raise ValueError("every corpus text is shorter than two tokens: nothing to split")
-    inputs = tok.tokenize(tokenizer, [p[0] for p in pairs], add_eos=True)
-    targets = tok.tokenize(tokenizer, [p[1] for p in pairs], add_eos=True)
-    return Corpus(text_ids, list(zip(inputs, targets)), counts)
-
-
-class AdaptBatches:
-    """Seeded batches of the mixture; batch ``step`` depends only on ``(corpus, seed, step)``.
-
-    The first `HELD_OUT` examples of a seeded permutation are kept out of
-    training for the evaluation loss.
-    """
-
-    def __init__(self, corpus: Corpus, batch_size: int, max_input_length: int,
-                 max_target_length: int, seed: int = 0):
-        self.corpus = corpus
-        self.batch_size = int(batch_size)
-        self.max_input = int(max_input_length)
-        self.max_target = int(max_target_length)
-        self.seed = int(seed)
-        order = np.random.default_rng([self.seed, 2**31 - 1]).permutation(len(corpus))
-        held = min(HELD_OUT, len(corpus) // 10)
-        self.held_out = order[:held]
-        self.pool = np.sort(order[held:])
-        n_texts = len(corpus.texts)
-        self._texts_pool = self.pool[self.pool < n_texts]
-        self._pairs_pool = self.pool[self.pool >= n_texts]
-        self._text_share = len(self._texts_pool) / max(len(self.pool), 1)
-        self.input_buckets = bucket_lengths(self.max_input, smallest=8)
-        self.target_buckets = bucket_lengths(self.max_target, smallest=4)
-
-    def _example(self, index: int, rng) -> tuple[list[int], list[int]]:
-        n_texts = len(self.corpus.texts)
-        if index >= n_texts:
-            inputs, targets = self.corpus.pairs[index - n_texts]
-        else:
-            ids = self.corpus.texts[index]
-            split = int(rng.integers(1, len(ids)))  # both sides non-empty
-            inputs, targets = ids[:split] + [1], ids[split:] + [1]
-        if len(inputs) > self.max_input:   # keep the end of the prefix, then </s>
-            inputs = inputs[-(self.max_input - 1) - 1 : -1] + [inputs[-1]]
-        if len(targets) > self.max_target:  # keep the start of the continuation
-            targets = targets[: self.max_target - 1] + [targets[-1]]
-        return inputs, targets
-
-    def _batch(self, indices, rng):
-        rows = [self._example(int(i), rng) for i in indices]
-        width = self.input_buckets[bucket_index(max(len(r[0]) for r in rows), self.input_buckets)]
-        twidth = self.target_buckets[bucket_index(max(len(r[1]) for r in rows),
-                                                  self.target_buckets)]
-        x, y, w = seq2seq_batch([r[0] for r in rows], [r[1] for r in rows], width, twidth)
-        x.pop("prompt_ids")
-        return x, y, w
-
-    def batch(self, step: int):
-        """``(x, y, sample_weight)`` of training step `step` (0-based).
-
-        A step's examples all come from one kind (prefix-LM texts or pairs),
-        the kind drawn with probability proportional to its share of the pool
-        (so mixing stays examples-proportional); one kind per batch keeps the
-        padded shapes, and so the compute, close to the examples' lengths.
-        """
-        rng = np.random.default_rng([self.seed, int(step)])
-        pool = self._texts_pool if rng.random() < self._text_share else self._pairs_pool
-        return self._batch(rng.choice(pool, self.batch_size, replace=True), rng)
-
-    def held_out_batches(self):
-        rng = np.random.default_rng([self.seed, 2**31 - 2])
-        for start in range(0, len(self.held_out), self.batch_size):
-            yield self._batch(self.held_out[start : start + self.batch_size], rng)
-
-
-# ---------------------------------------------------------------------- model
-
-
-@keras.saving.register_keras_serializable(package="softprompt")
-class Seq2SeqLM(keras.Model):
-    """A T5 that trains whole (encoder, decoder, embeddings) with T5's LM head.
-
-    Inputs are keras-hub's four T5 keys; the output is the logits. The loss
-    is `softprompt.core.model.loss.seq2seq_loss` (masked cross-entropy + z-loss).
-
-    Example:
-        >>> lm = Seq2SeqLM(keras_hub.models.T5Backbone.from_preset("softprompt_tiny"))
-        >>> lm.compile(optimizer="adam")
-        >>> lm.train_on_batch(x, y, sample_weight=target_mask)
-    """
-
-    def __init__(self, backbone, z_loss=1e-4, **kwargs):
-        super().__init__(**kwargs)
-        backbone.trainable = True
-        self.backbone = backbone
-        self.z_loss = float(z_loss)
-
-    def call(self, inputs, training=False):
-        bb = self.backbone
-        return lm_head(bb, bb(inputs, training=training)["decoder_sequence_output"])
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        return seq2seq_loss(y, y_pred, sample_weight, self.z_loss)
-
-    def get_config(self):
-        return {"backbone": keras.saving.serialize_keras_object(self.backbone),
-                "z_loss": self.z_loss, "name": self.name}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
+# ---------------------------------------------------------------------- optimizer
 
 
 @keras.saving.register_keras_serializable(package="softprompt")
@@ -399,67 +220,6 @@ def make_optimizer(config: AdaptConfig):
         return keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=1.0)
     return Adafactor(learning_rate=schedule, multiply_by_parameter_scale=True,
                      weight_decay_rate=None, never_factor=())
-
-
-# ---------------------------------------------------------------------- checkpoints
-
-
-def _checkpoint_path(run_dir: Path, step: int) -> Path:
-    return run_dir / CHECKPOINTS / f"step-{int(step)}.npz"
-
-
-def save_checkpoint(run_dir: Path, step: int, model, record: dict, keep: int = 2) -> None:
-    """Write weights + optimizer state for `step`, then commit ``latest.json`` (both atomic)."""
-    arrays = {f"w{i}": np.asarray(ops.convert_to_numpy(v)) for i, v in enumerate(model.weights)}
-    arrays.update({f"o{i}": np.asarray(ops.convert_to_numpy(v))
-                   for i, v in enumerate(model.optimizer.variables)})
-    path = _checkpoint_path(run_dir, step)
-    with atomic_write(path) as f:
-        np.savez(f, **arrays)
-    with atomic_write(run_dir / CHECKPOINTS / LATEST, "w") as f:
-        json.dump({"step": int(step), **record}, f, indent=1)
-    kept = sorted((int(p.stem.split("-")[1]) for p in path.parent.glob("step-*.npz")),
-                  reverse=True)
-    for old in kept[keep:]:
-        _checkpoint_path(run_dir, old).unlink(missing_ok=True)
-
-
-def latest_checkpoint(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / CHECKPOINTS / LATEST
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
-
-
-def restore_checkpoint(run_dir: Path, step: int, model) -> None:
-    path = _checkpoint_path(run_dir, step)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} named by {LATEST} is missing")
-    with np.load(path, allow_pickle=False) as data:
-        for i, v in enumerate(model.weights):
-            v.assign(data[f"w{i}"])
-        variables = model.optimizer.variables
-        for i, v in enumerate(variables):
-            v.assign(data[f"o{i}"])
-
-
-# ---------------------------------------------------------------------- presets
-
-
-def write_preset(out, backbone, tokenizer, info: dict | None = None) -> Path:
-    """Save `backbone` + `tokenizer` as a keras-hub preset at `out`, atomically.
-
-    The preset is written into a temporary directory beside `out` and renamed
-    into place; an existing preset at `out` is replaced only once the new one
-    is complete. `info` is written as ``adapt.json`` in the preset.
-    """
-    out = Path(out)
-    with atomic_directory(out) as tmp:
-        backbone.save_to_preset(str(tmp))
-        tokenizer.save_to_preset(str(tmp))
-        if info is not None:
-            (tmp / "adapt.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-    return out
 
 
 def portable_path(path) -> str:
@@ -488,7 +248,8 @@ def portable_info(info: dict) -> dict:
     return info
 
 
-def _check_out(out: Path) -> None:
+def check_preset_out(out: Path) -> None:
+    """Check (reading only) that the preset can be written to `out`."""
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not (out / "config.json").is_file():
@@ -532,6 +293,44 @@ def _start_model(config: AdaptConfig, run_dir: Path, texts, pairs, echo):
 # ---------------------------------------------------------------------- the run
 
 
+class AdaptJob:
+    """LM adaptation as a job of the training loop (`softprompt.core.training.loop`).
+
+    Args:
+        config: the run's `AdaptConfig`.
+        backbone, tokenizer: the starting model.
+        stream: the corpus' `AdaptBatches`.
+        info: the run's record (``config.json`` and ``adapt.json``).
+    """
+
+    metric = "eval_loss"
+    higher_is_better = False
+    keeps_best = False
+    title = "LM adaptation"
+
+    def __init__(self, config: AdaptConfig, backbone, tokenizer, stream: AdaptBatches,
+                 info: dict):
+        self.config = config
+        self.stream = stream
+        self.info = info
+        self.model = whole_model(backbone, tokenizer)
+        adapter = backends.current()
+        self.model.compile(optimizer=make_optimizer(config),
+                           jit_compile=adapter.default_jit_compile)
+        self.model.optimizer.build(self.model.trainable_variables)
+        adapter.prepare_full_training(self.model)
+        self.product = PresetFiles(config.run_dir, backbone, tokenizer)
+
+    def evaluate(self) -> dict:
+        return {"eval_loss": evaluate_loss(self.model, self.stream)}
+
+    def sidecar(self, step: int, metrics: dict | None) -> dict:
+        return {"method": "lm-adaptation", "step": step, "metrics": metrics}
+
+    def config_record(self) -> dict:
+        return self.info
+
+
 def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None,
           callbacks: Sequence = ()) -> AdaptResult:
     """Train the whole T5 on the corpus and write the preset `config.out`.
@@ -541,110 +340,55 @@ def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None
     uninterrupted run on the same backend.
 
     Raises `ValueError` / `FileNotFoundError` for bad options or data and
-    `RuntimeError` when the loss becomes NaN or infinite.
+    `TrainingDiverged` (a `RuntimeError`) when the loss becomes NaN or infinite.
     """
     if echo is None:
         def echo(text):
             print(text, file=sys.stderr, flush=True)
     config.validate()
     out = Path(config.out)
-    _check_out(out)
+    check_preset_out(out)
     run_dir = config.run_dir
-    committed = None
     if resume:
-        saved_path = run_dir / "config.json"
-        if not saved_path.is_file():
-            raise FileNotFoundError(f"--resume: {run_dir} holds no adaptation run (no config.json)")
-        saved = json.loads(saved_path.read_text())["options"]
-        mine = config.to_dict()
-        changed = [k for k in saved if k not in RESUMABLE_CHANGES + ("workdir",)
-                   and saved.get(k) != mine.get(k)]
-        if changed:
-            raise ValueError(
-                f"--resume continues the run in {run_dir} with its own options; these differ: "
-                + ", ".join(f"{k} ({saved.get(k)!r} there, {mine.get(k)!r} now)" for k in changed))
-        committed = latest_checkpoint(run_dir)
-        if committed and config.steps < committed["step"]:
-            raise ValueError(f"--steps {config.steps} is below the checkpoint's step "
-                             f"{committed['step']}")
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise ValueError(f"run directory {run_dir} is not empty: pass --resume to continue "
-                         "that run, or remove it")
+        if not (run_dir / CONFIG).is_file():
+            raise FileNotFoundError(f"--resume: {run_dir} holds no adaptation run "
+                                    f"(no {CONFIG})")
+        check_out(run_dir, resume=True)
+        check_resume(config, run_dir, RESUMABLE_CHANGES)
+    else:
+        check_out(run_dir, resume=False)
     texts, pairs, counts = read_corpus_files(config.corpus)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    create_out(run_dir)
     keras.utils.set_random_seed(config.seed)
     backbone, tokenizer = _start_model(config, run_dir, texts, pairs, echo)
     corpus = tokenize_corpus(tokenizer, texts, pairs, counts)
     stream = AdaptBatches(corpus, config.batch_size, config.max_input_length,
                           config.max_target_length, config.seed)
-    model = Seq2SeqLM(backbone)
-    adapter = backends.current()
-    model.compile(optimizer=make_optimizer(config), jit_compile=adapter.default_jit_compile)
-    model.optimizer.build(model.trainable_variables)
-    adapter.prepare_full_training(model)  # torch: every weight's gradient cleared each step
-    start = 0
-    best_eval = None
-    if committed:
-        restore_checkpoint(run_dir, committed["step"], model)
-        start = int(committed["step"])
-        echo(f"resuming at step {start} from {run_dir / CHECKPOINTS}")
     info = {
         "options": config.to_dict(),
         "backend": backends.name(),
         "corpus": {"files": counts, "texts": len(corpus.texts), "pairs": len(corpus.pairs)},
         "vocabulary_size": int(backbone.vocabulary_size),
-        "parameters": int(sum(int(np.prod(v.shape)) for v in backbone.weights)),
+        "parameters": parameter_count(backbone.weights),
     }
-    with atomic_write(run_dir / "config.json", "w") as f:
-        json.dump(info, f, indent=1)
-    metrics_path = run_dir / "metrics.jsonl"
-    if start:
-        truncate_jsonl(metrics_path, start)
-    elif metrics_path.exists():
-        metrics_path.unlink()
-    csv = tc.CsvLog(run_dir / "train.csv", start=start)
-    cbs = [csv, *callbacks]
-    if progress:
-        cbs.insert(0, tc.ProgressBar(config.steps, start=start, metric=None,
-                                     stream=progress if hasattr(progress, "write") else None))
-    cb_list = keras.callbacks.CallbackList(cbs, model=model)
+    job = AdaptJob(config, backbone, tokenizer, stream, info)
+    run = Run(run_dir, job, Schedule(config.steps, config.eval_every), resume=resume,
+              callbacks=callbacks, progress=progress, echo=echo)
     echo(f"adapting {info['parameters']:,} parameters on {len(corpus):,} examples "
-         f"({len(corpus.texts):,} texts, {len(corpus.pairs):,} pairs), steps {start}->{config.steps}")
+         f"({len(corpus.texts):,} texts, {len(corpus.pairs):,} pairs), "
+         f"steps {run.step}->{config.steps}")
     t0 = time.perf_counter()
-    loss = float("nan")
-    eval_loss = None
-    cb_list.on_train_begin()
-    try:
-        for step in range(start, config.steps):
-            x, y, w = stream.batch(step)
-            logs = model.train_on_batch(x, y, sample_weight=w, return_dict=True)
-            loss = float(logs["loss"])
-            if not math.isfinite(loss):
-                raise RuntimeError(f"the loss became {loss} at step {step + 1}; the last good "
-                                   f"checkpoint is kept in {run_dir / CHECKPOINTS} (try a lower --lr)")
-            done = step + 1
-            cb_list.on_train_batch_end(done, {"loss": loss})
-            if done % config.eval_every == 0 or done == config.steps:
-                eval_loss = evaluate_loss(model, stream)
-                best_eval = eval_loss if best_eval is None else min(best_eval, eval_loss)
-                record = {"step": done, "eval_loss": round(eval_loss, 6),
-                          "train_loss": round(loss, 6),
-                          "elapsed_s": round(time.perf_counter() - t0, 2)}
-                with open(metrics_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                cb_list.on_test_begin()
-                cb_list.on_test_end({"step": done, "eval_loss": eval_loss})
-                save_checkpoint(run_dir, done, model, {"eval_loss": eval_loss})
-    finally:
-        cb_list.on_train_end()
+    result = run.run()
     seconds = time.perf_counter() - t0
-    tc.draw_curve(run_dir, "eval_loss")
-    info.update({"steps": config.steps, "train_loss": loss, "eval_loss": eval_loss,
+    eval_loss = (result.last_metrics or {}).get("eval_loss")
+    if result.stopped == "interrupted":
+        raise KeyboardInterrupt
+    info.update({"steps": result.step, "train_loss": result.loss, "eval_loss": eval_loss,
                  "seconds": round(seconds, 1)})
-    write_preset(out, backbone, tokenizer, portable_info(info))
-    echo(f"wrote preset {out} (train loss {loss:.4f}, held-out loss "
+    write_preset(out, backbone, tokenizer, {"adapt.json": portable_info(info)})
+    echo(f"wrote preset {out} (train loss {result.loss:.4f}, held-out loss "
          f"{eval_loss if eval_loss is None else round(eval_loss, 4)}, {seconds:.0f} s)")
-    return AdaptResult(out, config.steps, loss, eval_loss, seconds)
+    return AdaptResult(out, result.step, result.loss, eval_loss, seconds)
 
 
 def evaluate_loss(model, stream: AdaptBatches) -> float:

@@ -171,6 +171,8 @@ class TrainResult:
         metric: the selecting metric.
         stopped: ``"completed"``, ``"early_stopping"`` or ``"interrupted"``.
         last_metrics: the last dev evaluation's metrics.
+        loss: the last step's training loss.
+        best_name: the best checkpoint's product in `out`.
     """
 
     out: Path
@@ -180,7 +182,7 @@ class TrainResult:
     metric: str
     stopped: str
     last_metrics: dict | None = None
-
+    loss: float | None = None
     best_name: str = "best.npy"
 
     @property

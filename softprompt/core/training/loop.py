@@ -125,6 +125,7 @@ class Run:
         self.bad_evals = 0
         self.last_metrics = None
         self.losses_since_eval: list[float] = []
+        self.loss: float | None = None
         self.committed: int | None = None
         if resume:
             self._restore()
@@ -255,7 +256,7 @@ class Run:
                     x, y, weight = self.dist.shard_batch(*self.job.stream.batch(self.step))
                     self.callbacks.on_train_batch_begin(self.step + 1)
                     logs = model.train_on_batch(x, y, sample_weight=weight, return_dict=True)
-                    loss = float(logs["loss"])
+                    loss = self.loss = float(logs["loss"])
                     self.step += 1
                     if not math.isfinite(loss):
                         raise TrainingDiverged(self._diverged_message(loss))
@@ -290,6 +291,7 @@ class Run:
             metric=self.job.metric,
             stopped=stopped,
             last_metrics=self.last_metrics,
+            loss=self.loss,
             best_name=self.job.product.best_name,
         )
 

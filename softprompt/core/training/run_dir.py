@@ -23,7 +23,7 @@ import numpy as np
 from softprompt import __version__, backends
 from softprompt.core.io.atomic import atomic_write
 from softprompt.core.training import state as train_state
-from softprompt.core.training.config import RESUMABLE_CHANGES, TrainConfig
+from softprompt.core.training.config import RESUMABLE_CHANGES
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -51,20 +51,27 @@ def check_out(out, resume: bool) -> Path:
     return out
 
 
-def check_resume(config: TrainConfig, out: Path) -> None:
-    """Raise unless `config` may continue the run in `out` (only `RESUMABLE_CHANGES` differ)."""
+def check_resume(config, out: Path, resumable=RESUMABLE_CHANGES) -> None:
+    """Raise unless `config` may continue the run in `out`: only the options named in
+    `resumable` (and where the run lives: ``out``, ``workdir``) may differ, and ``steps``
+    may not fall below the committed checkpoint's step.
+
+    `config` is any options object with ``to_dict()`` and ``steps`` (`TrainConfig`,
+    `softprompt.core.pretraining.adapt.AdaptConfig`).
+    """
     saved = read_run_config(out)
     mine = config.to_dict()
-    changed = [k for k in saved if k not in RESUMABLE_CHANGES and k != "out"
+    changed = [k for k in saved if k not in resumable and k not in ("out", "workdir")
                and saved.get(k) != mine.get(k)]
     if changed:
         raise ValueError(
             f"--resume continues the run in {out} with its own options; these differ: "
             + ", ".join(f"{k} ({saved.get(k)!r} there, {mine.get(k)!r} now)" for k in changed)
         )
-    committed = train_state.latest(out)["step"]
-    if config.steps < committed:
-        raise ValueError(f"--steps {config.steps} is below the checkpoint's step {committed}")
+    committed = train_state.latest(out)
+    if committed is not None and config.steps < committed["step"]:
+        raise ValueError(f"--steps {config.steps} is below the checkpoint's step "
+                         f"{committed['step']}")
 
 
 def create_out(out) -> Path:

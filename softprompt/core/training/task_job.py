@@ -47,6 +47,22 @@ def _resolve_preset_path(preset: str) -> str:
     return preset
 
 
+def whole_model(backbone, tokenizer):
+    """A `PromptedT5` with no prompt whose every backbone weight trains (model tuning, LM
+    adaptation): the same network prompt tuning runs, minus the prompt.
+
+    Example:
+        >>> model = whole_model(keras_hub.models.T5Backbone.from_preset(p), tokenizer)
+        >>> len(model.trainable_variables) == len(model.backbone.weights)
+        True
+    """
+    model = PromptedT5(backbone, prompt_length=1, init="zeros", tokenizer=tokenizer,
+                       prompt_lengths=[0])
+    model.backbone.trainable = True
+    model.prompt.trainable = False
+    return model
+
+
 def build_model(config: TrainConfig, task):
     """The `PromptedT5` of a run: what the method trains is trainable, the rest frozen.
 
@@ -57,9 +73,9 @@ def build_model(config: TrainConfig, task):
     method = get_method(config.method)
     preset = _resolve_preset_path(config.preset)
     if method.trains == "backbone":
-        model = PromptedT5.from_preset(preset, prompt_length=1, init="zeros").without_prompt()
-        model.backbone.trainable = True
-        model.prompt.trainable = False
+        loaded = PromptedT5.from_preset(preset, prompt_length=1, init="zeros")
+        model = whole_model(loaded.backbone, loaded.tokenizer)
+        model.preset = loaded.preset
     else:
         init = config.init or ("class-labels" if task.labels else "sampled-vocab")
         model = PromptedT5.from_preset(
