@@ -1,30 +1,39 @@
-"""Rebuild the embedded model ``softprompt_tiny`` and the built-in task, from nothing.
+"""Build the embedded model family and the built-in tasks, from nothing.
 
-What produced the shipped files (seed 0, the JAX backend; bit for bit only with the code
-that built them, see ``softprompt/data/README.md``)::
+``softprompt_tiny`` (shipped) was produced by, with seed 0 on the JAX backend
+(bit for bit only with the code that built it, see ``softprompt/data/README.md``)::
 
     python scripts/build_embedded.py
 
-1. writes the built-in task ``softprompt/data/animal_food/{train,validation}.jsonl``
-   (`softprompt.data.synthetic.write_demo`);
+and the larger members are built into softprompt's cache
+(``~/.cache/softprompt/presets``, `softprompt.core.io.presets.cache_dir`), where
+``--preset softprompt_small`` / ``softprompt_base`` then find them::
+
+    python scripts/build_embedded.py --size small
+    python scripts/build_embedded.py --size base
+
+Each run
+
+1. writes the built-in tasks ``softprompt/data/animal_food/`` (the demo) and
+   ``softprompt/data/color_food/`` (the comparison task) (`softprompt.data.synthetic`);
 2. writes the pretraining mixture (``lm.txt``: prefix-LM text, ``tasks.jsonl``:
    instruction tasks) into ``--work`` (`softprompt.data.synthetic.pretraining_files`);
-3. runs ``softprompt adapt --from-config <ARCH> ...`` (printed before it runs) to
-   pretrain a T5 from random weights with a vocabulary trained on that text, and
-   writes the preset to ``--out`` (default ``softprompt/presets/softprompt_tiny``);
+3. runs ``softprompt adapt --from-config <ARCH> ...`` (printed before it runs;
+   the arguments are `softprompt.core.pretraining.family.adapt_arguments`) to
+   pretrain a T5 of that size from random weights, with a vocabulary trained on
+   that text, and writes the preset to ``--out``;
 4. checks the result: accuracy of each pretraining skill on fresh sentences, and
-   the built-in task's dev accuracy with no prompt and with its instruction.
+   the demo task's dev accuracy with no prompt and with its instruction.
 
 ``--steps 20 --out /tmp/x`` is a quick smoke run (the tests do that).
 
-The whole build runs on CPU; see ``softprompt/data/README.md`` for the measured
-time and scores.
+The builds run on CPU; ``softprompt/data/README.md`` (tiny) and
+``docs/comparison.md`` (the family) give the measured times and scores.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import subprocess
@@ -33,27 +42,23 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The embedded model's architecture (T5 1.1 style: gated GELU, untied embeddings).
-ARCH = {"hidden_dim": 128, "num_layers": 2, "num_heads": 4, "intermediate_dim": 256,
-        "key_value_dim": 32}
 SEED = 0
-STEPS = 3000
-LM_LINES = 20000
-TASK_PAIRS = 40000
 
 
-def adapt_command(work: Path, out: Path, steps: int, seed: int) -> list[str]:
-    return [
-        sys.executable, "-m", "softprompt.cli.main", "adapt",
-        "--from-config", json.dumps(ARCH, separators=(",", ":")),
-        "--style", "t5.1.1", "--vocab-model", "bpe", "--vocab-size", "256",
-        "--corpus", str(work / "lm.txt"), "--corpus", str(work / "tasks.jsonl"),
-        "--steps", str(steps), "--batch-size", "64", "--optimizer", "adam", "--lr", "2e-3",
-        "--warmup-steps", str(min(150, max(steps // 10, 1))),
-        "--max-input-length", "64", "--max-target-length", "64",
-        "--eval-every", str(min(500, steps)), "--seed", str(seed),
-        "--out", str(out), "--workdir", str(work / "run"),
-    ]
+def adapt_command(size: str, work: Path, out: Path, steps: int | None, seed: int) -> list[str]:
+    from softprompt.core.pretraining.family import adapt_arguments
+
+    return [sys.executable, "-m", "softprompt.cli.main", "adapt",
+            *adapt_arguments(size, work, out, steps=steps, seed=seed)]
+
+
+def default_out(size: str) -> Path:
+    from softprompt.core.io.presets import cache_dir
+    from softprompt.core.pretraining.family import preset_name
+
+    if size == "tiny":
+        return ROOT / "softprompt/presets/softprompt_tiny"
+    return cache_dir() / "presets" / preset_name(size)
 
 
 def check(preset: str, n: int = 96, seed: int = 1, echo=print) -> dict:
@@ -86,28 +91,38 @@ def check(preset: str, n: int = 96, seed: int = 1, echo=print) -> dict:
 
 
 def main(argv=None) -> int:
+    from softprompt.core.pretraining.family import SIZES
+    from softprompt.data import synthetic
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--size", choices=SIZES, default="tiny",
+                        help="Which member of the family (tiny is the shipped model).")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="Pretraining steps (default: the size's recipe).")
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--out", default=str(ROOT / "softprompt/presets/softprompt_tiny"))
+    parser.add_argument("--out", default=None,
+                        help="The preset to write (default: the package's softprompt_tiny, "
+                             "or softprompt_<size> in the cache).")
     parser.add_argument("--work", default="build/embedded",
                         help="Scratch directory: pretraining text, adapt's run directory.")
-    parser.add_argument("--lm-lines", type=int, default=LM_LINES)
-    parser.add_argument("--task-pairs", type=int, default=TASK_PAIRS)
+    parser.add_argument("--lm-lines", type=int, default=synthetic.LM_LINES)
+    parser.add_argument("--task-pairs", type=int, default=synthetic.TASK_PAIRS)
     parser.add_argument("--backend", default="jax")
     parser.add_argument("--no-demo-data", action="store_true",
-                        help="Leave the built-in task's files as they are.")
+                        help="Leave the built-in tasks' files as they are.")
     parser.add_argument("--no-check", action="store_true")
     parser.add_argument("--resume", action="store_true", help="Resume an interrupted adapt run.")
     args = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = args.backend
-    from softprompt.data import DATA_DIR, synthetic
+    from softprompt.data import DATA_DIR
 
     work = Path(args.work)
+    out = Path(args.out) if args.out else default_out(args.size)
     if not args.no_demo_data:
         synthetic.write_demo(DATA_DIR / synthetic.DEMO["name"], seed=args.seed)
+        synthetic.write_color_food(DATA_DIR / synthetic.COLOR_FOOD["name"], seed=args.seed)
     synthetic.pretraining_files(work, args.lm_lines, args.task_pairs, seed=args.seed)
-    command = adapt_command(work, Path(args.out), args.steps, args.seed)
+    command = adapt_command(args.size, work, out, args.steps, args.seed)
     if args.resume:
         command.append("--resume")
     shown = " ".join(f"'{c}'" if c.startswith("{") else c for c in command[3:])
@@ -119,7 +134,7 @@ def main(argv=None) -> int:
     print(f"pretraining took {time.perf_counter() - t0:.0f} s", flush=True)
     if not args.no_check:
         print("check (decode accuracy %, fresh sentences):", flush=True)
-        check(args.out)
+        check(str(out))
     return 0
 
 

@@ -35,9 +35,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "softprompt"
 ROOT = "softprompt"
 
 #: The rooms of ``core/``, lowest first: each may import itself and the ones before it.
-CORE_ROOMS = ("io", "text", "model", "interop", "inference", "training", "pretraining")
+CORE_ROOMS = ("io", "text", "model", "interop", "inference", "training", "pretraining",
+              "experiments")
 #: Rooms that read tasks (`softprompt.tasks`); the ones below them take formatted text.
-TASK_ROOMS = {"inference", "training", "demo"}
+TASK_ROOMS = {"inference", "training", "experiments", "demo"}
 FRAMEWORKS = {"jax", "jaxlib", "torch", "tensorflow", "tf_keras", "flax"}
 #: Third-party packages each part may import (besides the standard library).
 _CORE = {"keras", "keras_hub", "numpy"}
@@ -49,6 +50,7 @@ EXTERNAL = {
     "inference": _CORE,
     "training": _CORE | {"tensorboard", "matplotlib"},
     "pretraining": _CORE | {"sentencepiece"},
+    "experiments": _CORE | {"matplotlib"},
     "demo": _CORE,
     "core": _CORE,
 }

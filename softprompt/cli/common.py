@@ -19,6 +19,7 @@ from softprompt import backends, tasks
 from softprompt.backends.base import DTYPES
 from softprompt.core.inference.methods import DEFAULT_BATCH_SIZE, DEFAULT_MAX_INPUT_LENGTH
 from softprompt.core.io.atomic import atomic_write
+from softprompt.core.training.config import TrainConfig
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -137,6 +138,13 @@ def _one_line(err: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------- tasks and output
+
+
+def train_option(name: str, **kwargs):
+    """A ``--name`` option for the `TrainConfig` field `name`, with the field's default."""
+    default = TrainConfig.defaults()[name]
+    return click.option("--" + name.replace("_", "-"), default=default,
+                        show_default=default is not None, **kwargs)
 
 
 def task_options(f):

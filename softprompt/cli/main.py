@@ -25,6 +25,8 @@ COMMANDS = {
     "import": "softprompt.cli.interop:import_",
     "adapt": "softprompt.cli.adapt:adapt",
     "bench": "softprompt.cli.bench:bench",
+    "compare": "softprompt.cli.compare:compare",
+    "transfer": "softprompt.cli.compare:transfer",
 }
 
 

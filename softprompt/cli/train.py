@@ -1,4 +1,5 @@
-"""``softprompt train``: prompt tuning with checkpoints, best-on-dev, logs and exact resume.
+"""``softprompt train``: prompt tuning or model tuning, with checkpoints, best-on-dev, logs and
+exact resume.
 
 Every training option is a `TrainConfig` field of the same name: its default
 and its choices come from the library (`softprompt.core.training.config`);
@@ -19,67 +20,66 @@ from softprompt.cli.common import (
     dtype_option,
     task_args,
     task_options,
+    train_option,
     user_errors,
 )
 from softprompt.core.training.config import (
     DISTRIBUTIONS,
     INITS,
     METHODS,
+    TRAINING_METHODS,
     TrainConfig,
     TrainingDiverged,
 )
 from softprompt.core.training.run_dir import check_out, read_run_config
 
-_DEFAULTS = TrainConfig.defaults()
 #: The options that are `TrainConfig` fields (the same names).
-_FIELDS = tuple(name for name in _DEFAULTS if name != "task_args")
+_FIELDS = tuple(name for name in TrainConfig.defaults() if name != "task_args")
 _TASK_ARGS = ("template", "target_field", "labels")
 #: Where runs go when --out is not given.
 DEFAULT_OUT = "runs/softprompt"
 
 
-def config_option(name: str, **kwargs):
-    """A ``--name`` option for the `TrainConfig` field `name`, with the field's default."""
-    default = _DEFAULTS[name]
-    return click.option("--" + name.replace("_", "-"), default=default,
-                        show_default=default is not None, **kwargs)
-
-
 @click.command("train")
 @backend_option
-@config_option("preset", help="The frozen T5: a keras-hub preset name, kaggle:// or hf:// "
+@train_option("preset", help="The frozen T5: a keras-hub preset name, kaggle:// or hf:// "
                               "handle, or a local preset directory.")
 @task_options
-@config_option("data", help="The task's data: a file or its directory.")
-@config_option("prompt_length", type=int, help="Prompt length P.")
-@config_option("init", type=click.Choice(INITS),
+@train_option("data", help="The task's data: a file or its directory.")
+@train_option("method", type=click.Choice(TRAINING_METHODS),
+               help="What trains: the prompt (the model frozen) or every weight of the model "
+                    "(no prompt; the product is a keras-hub preset, OUT/best).")
+@train_option("prompt_length", type=int, help="Prompt length P (prompt tuning).")
+@train_option("init", type=click.Choice(INITS),
                help="Prompt initialization (default: class-labels when the task has labels, "
                     "else sampled-vocab).")
-@config_option("init_text", help="Text for --init text.")
-@config_option("init_file", help="Prompt file for --init file.")
-@config_option("steps", type=int, help="Training steps.")
-@config_option("batch_size", type=int)
-@config_option("lr", type=float, help="Adafactor's constant learning rate.")
-@config_option("max_input_length", type=int)
-@config_option("max_target_length", type=int,
+@train_option("init_text", help="Text for --init text.")
+@train_option("init_file", help="Prompt file for --init file.")
+@train_option("steps", type=int, help="Training steps.")
+@train_option("batch_size", type=int)
+@train_option("lr", type=float,
+               help="Adafactor's constant learning rate (default: 0.3 for prompt tuning, as in "
+                    "the paper; 1e-3 for model tuning, as T5X fine-tunes).")
+@train_option("max_input_length", type=int)
+@train_option("max_target_length", type=int,
                help="Default: the longest target of the training data.")
-@config_option("eval_every", type=int, help="Steps between dev evaluations and checkpoints.")
-@config_option("eval_split")
-@config_option("eval_method", type=click.Choice(METHODS))
-@config_option("eval_batch_size", type=int,
+@train_option("eval_every", type=int, help="Steps between dev evaluations and checkpoints.")
+@train_option("eval_split")
+@train_option("eval_method", type=click.Choice(METHODS))
+@train_option("eval_batch_size", type=int,
                help="Inputs per evaluation batch (default: --batch-size).")
-@config_option("metric",
+@train_option("metric",
                help="The metric that selects best.npy (default: the task's main metric).")
-@config_option("early_stopping", type=int,
+@train_option("early_stopping", type=int,
                help="Stop after this many evaluations without a better dev score.")
-@config_option("dropout", type=float,
+@train_option("dropout", type=float,
                help="Backbone dropout while training (default: the preset's; the official "
                     "runs used 0.1).")
-@config_option("seed", type=int)
-@config_option("distribution", type=click.Choice(DISTRIBUTIONS),
+@train_option("seed", type=int)
+@train_option("distribution", type=click.Choice(DISTRIBUTIONS),
                help="Spread training over devices: data parallel, or model parallel (JAX).")
-@config_option("mesh", help="DATAxMODEL device mesh for --distribution model.")
-@config_option("devices", type=int, help="Use the first N devices.")
+@train_option("mesh", help="DATAxMODEL device mesh for --distribution model.")
+@train_option("devices", type=int, help="Use the first N devices.")
 @dtype_option(apply=False)
 @click.option("--out", default=DEFAULT_OUT, show_default=True, help="The run directory.")
 @click.option("--resume", is_flag=True,
@@ -87,10 +87,12 @@ def config_option(name: str, **kwargs):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def train(**options):
-    """Train a soft prompt for a frozen T5 on a task.
+    """Train a soft prompt for a frozen T5 on a task, or tune the whole model.
 
     Every --eval-every steps the prompt is evaluated on the dev split and
     saved as OUT/checkpoints/step-N.npy; OUT/best.npy is the best so far.
+    With --method model-tuning every weight trains instead and each checkpoint
+    is a keras-hub preset (OUT/checkpoints/step-N/, the best in OUT/best/).
     Logs: OUT/metrics.jsonl, OUT/train.csv, OUT/tensorboard, OUT/curve.png,
     OUT/config.json. --resume continues exactly where a stopped run left off
     (Ctrl-C stops after the current step with a checkpoint). Without --task
@@ -103,6 +105,8 @@ def train(**options):
         softprompt train --task jsonl --template 'review: {text}' --target-field label \\
             --labels negative,positive --data reviews/ --steps 2000 --eval-every 200
         softprompt train --out runs/boolq --resume
+        softprompt train --method model-tuning --preset t5_base_lm_adapt --task boolq \\
+            --data data/BoolQ --out runs/boolq-mt
     """
     ctx = click.get_current_context()
     explicit = {name for name in options

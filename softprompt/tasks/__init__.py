@@ -8,10 +8,11 @@ True
 (['False', 'True'], 'accuracy')
 
 Registered: the SuperGLUE tasks (``boolq cb copa multirc record rte wic wsc``), GLUE's ``sst2
-mrpc qqp``, ``squad``, ``mrqa/<dataset>`` and ``jsonl`` (a user's own data). `register` adds more.
+mrpc qqp``, ``squad``, ``mrqa/<dataset>``, ``jsonl`` (a user's own data) and softprompt's own
+synthetic ``animal_food`` and ``color_food`` (`builtin`). `register` adds more.
 """
 
-from softprompt.tasks import glue, jsonl, qa, superglue  # noqa: F401  (they register the tasks)
+from softprompt.tasks import builtin, glue, jsonl, qa, superglue  # noqa: F401  (they register)
 from softprompt.tasks.base import Task, get, names, register
 
 __all__ = ["Task", "get", "names", "register"]

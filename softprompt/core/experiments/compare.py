@@ -46,8 +46,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from softprompt import tasks
 from softprompt.core.experiments import tables
+from softprompt.core.experiments.prompt_design import draw_shots, evaluate_design
+from softprompt.core.inference.methods import DEFAULT_MAX_INPUT_LENGTH
 from softprompt.core.io.atomic import atomic_write
+from softprompt.core.training import state as train_state
+from softprompt.core.training.config import TrainConfig
+from softprompt.core.training.run_dir import CONFIG
 
 #: The methods a comparison can run, in the order tables list them.
 METHODS = ("model-tuning", "prompt-tuning", "prompt-design")
@@ -56,6 +62,12 @@ CELL = "cell.json"
 OPTIONS = "compare.json"
 #: Options a rerun may change (cells are independent of them).
 EXTENSIBLE = ("presets", "methods", "seeds", "out")
+
+
+def check_seeds(seeds) -> int:
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
+    return seeds
 
 
 def parse_methods(text: str | Sequence[str]) -> list[str]:
@@ -85,7 +97,7 @@ class CompareConfig:
         task, data, task_args: the task, as for ``softprompt train``.
         methods: some of `METHODS`.
         seeds: how many seeds per cell (0 .. seeds-1).
-        steps: training steps of the trained methods.
+        steps: training steps of the trained methods (default: `TrainConfig`'s).
         train_options: further `TrainConfig` fields for every trained cell
             (``prompt_length``, ``eval_every``, ``batch_size``, ...); the
             learning rate defaults to each method's own.
@@ -101,7 +113,7 @@ class CompareConfig:
     task_args: dict = dataclasses.field(default_factory=dict)
     methods: list = dataclasses.field(default_factory=lambda: list(METHODS))
     seeds: int = 3
-    steps: int = 1000
+    steps: int | None = None
     train_options: dict = dataclasses.field(default_factory=dict)
     instruction: str = ""
     shots: int = 0
@@ -114,15 +126,20 @@ class CompareConfig:
         if len(set(self.presets)) != len(self.presets):
             raise ValueError("a preset is named twice")
         self.methods = parse_methods(self.methods)
-        if not self.task or not self.data:
-            raise ValueError("compare needs --task and --data")
-        for name, value in (("seeds", self.seeds), ("steps", self.steps)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.shots, int) or self.shots < 0:
-            raise ValueError(f"--shots must be a non-negative integer, got {self.shots!r}")
-        if "prompt-design" in self.methods and not self.instruction.strip() and not self.shots:
-            raise ValueError("prompt design needs --instruction TEXT and/or --shots K")
+        if not self.task:
+            raise ValueError("compare needs --task (and --data)")
+        task = tasks.get(self.task, **self.task_args)
+        # softprompt's own tasks know their data and their prompt-design instruction
+        self.data = self.data or (str(task.data) if getattr(task, "data", None) else None)
+        if not self.data:
+            raise ValueError(f"--task {self.task} needs --data")
+        check_seeds(self.seeds)
+        if "prompt-design" in self.methods:
+            self.instruction = self.instruction or getattr(task, "instruction", "")
+            if not self.instruction.strip() and not self.shots:
+                raise ValueError("prompt design needs --instruction TEXT and/or --shots K")
+            if self.shots:  # too many shots fail here, before any cell runs
+                draw_shots(task.train_examples(task.read(self.data, "train")), self.shots)
         reserved = {"out", "preset", "task", "data", "task_args", "method", "seed", "steps",
                     "eval_split", "eval_method"}
         clash = sorted(reserved & set(self.train_options))
@@ -134,15 +151,13 @@ class CompareConfig:
                 self.train_config(self.presets[0], method, 0).validate()
         return self
 
-    def train_config(self, preset: str, method: str, seed: int):
-        from softprompt.core.training.train import TrainConfig
-
+    def train_config(self, preset: str, method: str, seed: int) -> TrainConfig:
+        steps = {} if self.steps is None else {"steps": self.steps}
         return TrainConfig.from_dict({
-            **self.train_options, "out": str(self.cell_dir(preset, method, seed)),
+            **self.train_options, **steps, "out": str(self.cell_dir(preset, method, seed)),
             "preset": preset, "task": self.task, "data": self.data,
             "task_args": dict(self.task_args), "method": method, "seed": seed,
-            "steps": self.steps, "eval_split": self.eval_split,
-            "eval_method": self.eval_method,
+            "eval_split": self.eval_split, "eval_method": self.eval_method,
         })
 
     def model_names(self) -> dict[str, str]:
@@ -183,7 +198,7 @@ def compare(config: CompareConfig, *, progress=False, echo=None) -> CompareResul
             print(text, file=sys.stderr, flush=True)
     config.validate()
     out = Path(config.out)
-    _check_options(config, out)
+    check_options(config, out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / OPTIONS, "w") as f:
         json.dump(config.to_dict(), f, indent=1)
@@ -208,7 +223,7 @@ def compare(config: CompareConfig, *, progress=False, echo=None) -> CompareResul
     return CompareResult(out, rows)
 
 
-def _check_options(config, out: Path, name: str = OPTIONS,
+def check_options(config, out: Path, name: str = OPTIONS,
                    extensible: Sequence[str] = EXTENSIBLE) -> None:
     """Raise unless `out` is new, or holds an experiment with `config`'s options (those in
     `extensible` may differ)."""
@@ -229,8 +244,7 @@ def _check_options(config, out: Path, name: str = OPTIONS,
 
 def run_trained_cell(train_config, progress=False, echo=print) -> dict:
     """Run one `TrainConfig` (resuming it when stopped); its record with the best dev score."""
-    from softprompt.core.training import state as train_state
-    from softprompt.core.training.train import CONFIG, train
+    from softprompt.core.training.train import train  # keras loads here, after the checks
 
     where = Path(train_config.out)
     resume = (where / CONFIG).is_file() and train_state.latest(where) is not None
@@ -244,22 +258,21 @@ def run_trained_cell(train_config, progress=False, echo=print) -> dict:
     counts = json.loads((where / CONFIG).read_text())["resolved"]["parameters"]
     return {"metric": result.metric, "score": float(result.best_score),
             "best_step": result.best_step, "steps": result.step,
-            "frozen_parameters": counts["frozen"], "trained_parameters": counts["trained"],
+            "frozen_parameters": counts["backbone"], "trained_parameters": counts["trained"],
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def run_design_cell(config: CompareConfig, preset: str, seed: int) -> dict:
     """Evaluate prompt design (instruction + shots drawn with `seed`) on the dev split."""
-    from softprompt.core.experiments.prompt_design import evaluate_design
-
     t0 = time.perf_counter()
     options = config.train_options
-    metrics, metric, model = evaluate_design(
-        preset, config.task, config.data, task_args=config.task_args,
-        instruction=config.instruction, shots=config.shots, seed=seed,
-        split=config.eval_split, method=config.eval_method,
-        max_input_length=options.get("max_input_length", 512),
+    task = tasks.get(config.task, **config.task_args)
+    metrics, model = evaluate_design(
+        preset, task, config.data, instruction=config.instruction, shots=config.shots,
+        seed=seed, split=config.eval_split, method=config.eval_method,
+        max_input_length=options.get("max_input_length", DEFAULT_MAX_INPUT_LENGTH),
         batch_size=options.get("eval_batch_size") or options.get("batch_size", 32))
+    metric = options.get("metric") or task.main_metric
     return {"metric": metric, "score": float(metrics[metric]), "best_step": None, "steps": 0,
             "frozen_parameters": backbone_parameters(model), "trained_parameters": 0,
             "seconds": round(time.perf_counter() - t0, 1)}

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from softprompt.core.inference.methods import check_method
 from softprompt.core.text import tokens as tok
 from softprompt.tasks.base import Example, Task
 
@@ -81,7 +82,7 @@ class DesignedTask(Task):
             inputs, targets = task.format(ex)
             self.shot_texts.append(shot_template.format(inputs=inputs, targets=targets).strip())
         pieces = [self.instruction, *self.shot_texts]
-        lengths = [len(r) for r in tok.encode(tokenizer, pieces, add_eos=False)] if any(
+        lengths = [len(r) for r in tok.tokenize(tokenizer, pieces, add_eos=False)] if any(
             pieces) else [0] * len(pieces)
         self._instruction_tokens = lengths[0] if self.instruction else 0
         self._shot_tokens = lengths[1:]
@@ -107,7 +108,7 @@ class DesignedTask(Task):
         inputs, targets = self.inner.format(example)
         if not self.instruction and not self.shot_texts:
             return inputs, targets
-        n = len(tok.encode(self.tokenizer, [inputs], add_eos=True)[0])
+        n = len(tok.tokenize(self.tokenizer, [inputs], add_eos=True)[0])
         prefix = self.prefix(n)
         return (f"{prefix} {inputs}" if prefix else inputs), targets
 
@@ -132,36 +133,54 @@ class DesignedTask(Task):
 
 
 def bare_model(preset):
-    """The frozen model of `preset` with no prompt at all (what prompt design evaluates)."""
-    from softprompt.core.model.prompted_t5 import PromptedT5
+    """The model of `preset` with no prompt at all: the frozen model of prompt design, or a
+    model-tuned preset as it was trained."""
+    from softprompt.core.model.prompted_t5 import PromptedT5  # keras loads here
 
     return PromptedT5.from_preset(preset, prompt_length=1, init="zeros").without_prompt()
 
 
-def evaluate_design(preset, task, data, *, task_args=None, instruction: str = "",
-                    shots: int = 0, seed: int = 0, split: str = "validation",
-                    method: str = "decode", max_input_length: int = 512,
-                    max_target_length: int | None = None, batch_size: int = 32, model=None):
-    """Prompt design's metrics on `split`: ``(metrics, main metric, model)``.
+def evaluate_alone(preset, task: Task, examples, *, instruction: str = "",
+                   shots: Sequence[Example] = (), method: str = "decode",
+                   batch_size: int = 32, max_input_length: int = 512,
+                   max_target_length: int | None = None, model=None):
+    """The model of `preset` alone (no soft prompt) on `examples`: ``(metrics, model)``.
 
-    The shots are drawn from the training split with `seed`; a `model` already
-    loaded (the bare model of `preset`) is reused.
+    With an `instruction` and/or `shots` (training examples), they stand in front
+    of every input (prompt design); without, the inputs are the task's own (a
+    model-tuned preset, or the "no prompt" baseline). A `model` already loaded
+    (`bare_model`) is reused.
 
     Example:
-        >>> metrics, metric, _ = evaluate_design("softprompt_tiny", "jsonl", "data/colors",
-        ...     task_args={...}, instruction="what color is the animal?", shots=4, seed=1)
+        >>> metrics, _ = evaluate_alone("runs/mt/best", task, dev)
+        >>> metrics, _ = evaluate_alone("softprompt_tiny", task, dev,
+        ...                             instruction="what color is the animal?",
+        ...                             shots=draw_shots(train, 4, seed=1))
     """
-    from softprompt import tasks
-    from softprompt.core.inference.evaluate import check_method, evaluate
+    from softprompt.core.inference.evaluate import evaluate  # keras loads here
 
     check_method(method)
-    the_task = tasks.get(task, **(task_args or {}))
-    train = the_task.train_examples(the_task.read(data, "train")) if shots else []
-    drawn = draw_shots(train, shots, seed)
-    examples = the_task.read(data, split)
     if model is None:
         model = bare_model(preset)
-    design = DesignedTask(the_task, model.tokenizer, instruction, drawn, max_input_length)
-    metrics, _ = evaluate(model, design, examples, method, batch_size=batch_size,
+    if instruction.strip() or shots:
+        task = DesignedTask(task, model.tokenizer, instruction, shots, max_input_length)
+    metrics, _ = evaluate(model, task, examples, method, batch_size=batch_size,
                           max_input_length=max_input_length, max_target_length=max_target_length)
-    return {k: float(v) for k, v in metrics.items()}, the_task.main_metric, model
+    return {k: float(v) for k, v in metrics.items()}, model
+
+
+def evaluate_design(preset, task: Task, data, *, instruction: str = "", shots: int = 0,
+                    seed: int = 0, split: str = "validation", model=None, **settings):
+    """Prompt design's metrics on `split` of `data`: ``(metrics, model)``.
+
+    The shots are drawn from the training split with `seed`; `settings` are
+    `evaluate_alone`'s (``method``, ``batch_size``, lengths).
+
+    Example:
+        >>> metrics, _ = evaluate_design("softprompt_tiny", task, "data/colors",
+        ...                              instruction="what color is the animal?", shots=4)
+    """
+    train = task.train_examples(task.read(data, "train")) if shots else []
+    drawn = draw_shots(train, shots, seed)
+    return evaluate_alone(preset, task, task.read(data, split), instruction=instruction,
+                          shots=drawn, model=model, **settings)

@@ -16,6 +16,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from softprompt.core.experiments.prompt_design import bare_model
+from softprompt.core.inference.prompts import model_for_prompts
 from softprompt.core.io.presets import training_record
 
 
@@ -38,7 +40,7 @@ class EvalSettings:
 
     def evaluate(self, model, task, examples) -> dict[str, float]:
         """`task`'s metrics on `examples`; the recorded target length only for the run's task."""
-        from softprompt.core.inference.evaluate import evaluate
+        from softprompt.core.inference.evaluate import evaluate  # keras loads here
 
         same = task.name == self.task
         method = self.method if same or task.labels else "decode"
@@ -50,9 +52,6 @@ class EvalSettings:
 
 def load_best(run_dir):
     """``(model, EvalSettings)`` of the best checkpoint of the training run in `run_dir`."""
-    from softprompt.core.experiments.prompt_design import bare_model
-    from softprompt.core.inference.evaluate import model_for_prompts
-
     run_dir = Path(run_dir)
     if (run_dir / "best" / "config.json").is_file():
         model = bare_model(str(run_dir / "best"))

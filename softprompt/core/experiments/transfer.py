@@ -16,7 +16,7 @@ Layout of ``out``::
 
     transfer.json                         the options
     runs/<method>/seed-<s>/               one training run folder each
-    runs/<method>/seed-<s>/transfer.json  its scores on every set, written last
+    runs/<method>/seed-<s>/scores.json    its scores on every set, written last
     transfer.csv  transfer.md
 
 A rerun skips finished runs and resumes stopped ones, like `compare`.
@@ -35,12 +35,21 @@ import json
 import sys
 from pathlib import Path
 
+from softprompt import tasks
 from softprompt.core.experiments import tables
-from softprompt.core.experiments.compare import TRAINED, parse_methods
+from softprompt.core.experiments.compare import (
+    TRAINED,
+    check_options,
+    check_seeds,
+    parse_methods,
+    run_trained_cell,
+)
+from softprompt.core.experiments.runs import load_best
 from softprompt.core.io.atomic import atomic_write
+from softprompt.core.training.config import TrainConfig
 
 OPTIONS = "transfer.json"
-SCORES = "transfer.json"
+SCORES = "scores.json"
 EXTENSIBLE = ("evals", "methods", "seeds", "out")
 
 
@@ -86,7 +95,7 @@ class TransferConfig:
     evals: dict = dataclasses.field(default_factory=dict)
     methods: list = dataclasses.field(default_factory=lambda: list(TRAINED))
     seeds: int = 3
-    steps: int = 1000
+    steps: int | None = None
     train_options: dict = dataclasses.field(default_factory=dict)
     eval_split: str = "validation"
 
@@ -101,11 +110,7 @@ class TransferConfig:
             raise ValueError(f"transfer trains: {wrong[0]!r} is not one of {', '.join(TRAINED)}")
         if not self.evals:
             raise ValueError("no --eval TASK=PATH given: name the sets to evaluate on")
-        for name, value in (("seeds", self.seeds), ("steps", self.steps)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name} must be a positive integer, got {value!r}")
-        from softprompt import tasks
-
+        check_seeds(self.seeds)
         trained = tasks.get(self.train_task, **self.task_args)
         for name in self.evals:
             eval_task(name, trained)  # unknown names and label mismatches fail here
@@ -113,14 +118,13 @@ class TransferConfig:
             self.train_config(method, 0).validate()
         return self
 
-    def train_config(self, method: str, seed: int):
-        from softprompt.core.training.train import TrainConfig
-
+    def train_config(self, method: str, seed: int) -> TrainConfig:
+        steps = {} if self.steps is None else {"steps": self.steps}
         return TrainConfig.from_dict({
-            **self.train_options, "out": str(self.run_dir(method, seed)),
+            **self.train_options, **steps, "out": str(self.run_dir(method, seed)),
             "preset": self.preset, "task": self.train_task, "data": self.train_data,
             "task_args": dict(self.task_args), "method": method, "seed": seed,
-            "steps": self.steps,
+            "eval_split": self.eval_split,
         })
 
     def run_dir(self, method: str, seed: int) -> Path:
@@ -132,8 +136,6 @@ class TransferConfig:
 
 def eval_task(name: str, trained):
     """The evaluation task `name`, reading predictions in `trained`'s label words if needed."""
-    from softprompt import tasks
-
     task = tasks.get(name)
     if trained.labels and task.labels and list(task.labels) != list(trained.labels):
         if len(task.labels) != len(trained.labels):
@@ -145,16 +147,12 @@ def eval_task(name: str, trained):
 
 def transfer(config: TransferConfig, *, progress=False, echo=None) -> list[dict]:
     """Train every (method, seed) run, evaluate each zero-shot on every set, write the table."""
-    from softprompt import tasks
-    from softprompt.core.experiments.compare import _check_options, run_trained_cell
-    from softprompt.core.experiments.runs import load_best
-
     if echo is None:
         def echo(text):
             print(text, file=sys.stderr, flush=True)
     config.validate()
     out = Path(config.out)
-    _check_options(config, out, OPTIONS, EXTENSIBLE)
+    check_options(config, out, OPTIONS, EXTENSIBLE)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / OPTIONS, "w") as f:
         json.dump(config.to_dict(), f, indent=1)

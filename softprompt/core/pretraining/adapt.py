@@ -14,17 +14,11 @@ plus ``adapt.json``: the options, the corpus, the steps and the final losses,
 paths relative to the working directory, see `portable_path`), written
 atomically.
 
-Optimizer (``optimizer=``):
-
-- ``adam`` (default): Adam with global-norm clipping at 1.0 — the fastest to
-  train a small model from scratch on CPU;
-- ``adafactor``: `softprompt.core.training.adafactor.Adafactor` with T5's pretraining
-  setting (factored second moments for every large matrix, updates scaled by
-  the parameter RMS, no weight decay).
-
-Both use a linear warm-up over `warmup_steps`, then ``lr * sqrt(warmup / step)``
-(T5's inverse square root), which does not depend on the total number of
-steps, so a resumed run may train longer.
+Optimizer: ``adam`` (default; global-norm clipping at 1.0, the fastest to train
+a small model from scratch on CPU) or ``adafactor`` (T5's pretraining setting:
+factored second moments, updates scaled by the parameter RMS, no weight decay),
+both with a linear warm-up over `warmup_steps`, then T5's ``lr * sqrt(warmup /
+step)``, which does not depend on the total steps (a resumed run may train longer).
 
 The run directory (`workdir`, default ``<out>.adapt/``) holds what every run
 directory holds (``config.json``, ``train.csv``, ``metrics.jsonl`` with the

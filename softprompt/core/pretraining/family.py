@@ -54,10 +54,10 @@ FAMILY = {
                     "key_value_dim": 32}, steps=3000, batch_size=64, lr=2e-3, warmup_steps=150,
                    eval_every=500),
     "small": Member({"hidden_dim": 192, "num_layers": 3, "num_heads": 4, "intermediate_dim": 384,
-                     "key_value_dim": 48}, steps=1500, batch_size=32, lr=2e-3, warmup_steps=100,
+                     "key_value_dim": 48}, steps=750, batch_size=32, lr=2e-3, warmup_steps=100,
                     eval_every=250),
     "base": Member({"hidden_dim": 256, "num_layers": 4, "num_heads": 4, "intermediate_dim": 1024,
-                    "key_value_dim": 64}, steps=1000, batch_size=32, lr=1e-3, warmup_steps=100,
+                    "key_value_dim": 64}, steps=500, batch_size=32, lr=1e-3, warmup_steps=100,
                    eval_every=250),
 }
 SIZES = tuple(FAMILY)
@@ -84,7 +84,7 @@ def adapt_arguments(size: str, work: Path, out: Path, workdir: Path | None = Non
         "--style", "t5.1.1", "--vocab-model", "bpe", "--vocab-size", str(VOCABULARY),
         "--corpus", str(work / "lm.txt"), "--corpus", str(work / "tasks.jsonl"),
         "--steps", str(steps), "--batch-size", str(member.batch_size),
-        "--optimizer", "adam", "--lr", f"{member.lr:g}",
+        "--optimizer", "adam", "--lr", f"{member.lr:.0e}".replace("e-0", "e-"),
         "--warmup-steps", str(min(member.warmup_steps, max(steps // 10, 1))),
         "--max-input-length", "64", "--max-target-length", "64",
         "--eval-every", str(min(member.eval_every, steps)), "--seed", str(seed),

@@ -112,7 +112,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        get_method(self.method)
+        if self.method not in TRAINING_METHODS:
+            raise ValueError(f"unknown method {self.method!r}: expected one of "
+                             f"{', '.join(TRAINING_METHODS)}")
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0
                                         and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
