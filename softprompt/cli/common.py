@@ -140,6 +140,17 @@ def _one_line(err: BaseException) -> str:
 # ---------------------------------------------------------------------- tasks and output
 
 
+def one_of(choices):
+    """An option callback that accepts only `choices`: a one-line error (exit 2) otherwise,
+    where ``click.Choice`` would print the usage too."""
+    def check(ctx, param, value):
+        if value is not None and value not in choices:
+            raise UserInputError(f"unknown {param.name.replace('_', ' ')} {value!r}: expected "
+                                 f"one of {', '.join(choices)}")
+        return value
+    return check
+
+
 def train_option(name: str, **kwargs):
     """A ``--name`` option for the `TrainConfig` field `name`, with the field's default."""
     default = TrainConfig.defaults()[name]

@@ -18,6 +18,7 @@ from softprompt.cli.common import (
     EXIT_RUNTIME,
     backend_option,
     dtype_option,
+    one_of,
     task_args,
     task_options,
     train_option,
@@ -46,7 +47,8 @@ DEFAULT_OUT = "runs/softprompt"
                               "handle, or a local preset directory.")
 @task_options
 @train_option("data", help="The task's data: a file or its directory.")
-@train_option("method", type=click.Choice(TRAINING_METHODS),
+@train_option("method", callback=one_of(TRAINING_METHODS),
+              metavar="[" + "|".join(TRAINING_METHODS) + "]",
                help="What trains: the prompt (the model frozen) or every weight of the model "
                     "(no prompt; the product is a keras-hub preset, OUT/best).")
 @train_option("prompt_length", type=int, help="Prompt length P (prompt tuning).")
