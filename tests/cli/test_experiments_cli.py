@@ -93,7 +93,8 @@ def TASK_ARGS_OF(options):
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(runner, cli, preset_v11, task_dir,
                                                           tmp_path, args, fragment):
     out = tmp_path / "out"
-    args = [a.format(data=task_dir, preset=preset_v11, out=out) for a in args]
+    values = {"{data}": str(task_dir), "{preset}": preset_v11, "{out}": str(out)}
+    args = [values.get(a, a) for a in args]
     assert_user_error(runner.invoke(cli, args), fragment)
     assert not out.exists()
 
@@ -142,7 +143,9 @@ def test_compare_resumes_a_stopped_cell(preset_v11, task_dir, tmp_path):
     cell = config.validate().cell_dir(preset_v11, "prompt-tuning", 0)
     from softprompt.core.training.train import train
 
-    # a run stopped at step 2 (as a killed comparison leaves it)
+    # a comparison killed in its first cell, whose run had committed step 2
+    cell.parent.mkdir(parents=True)
+    (tmp_path / "cmp" / "compare.json").write_text(json.dumps(config.to_dict()))
     first = config.train_config(preset_v11, "prompt-tuning", 0)
     first.steps = 2
     train(first, progress=False)
@@ -159,19 +162,20 @@ def test_transfer_maps_label_words_and_writes_the_table(runner, cli, preset_v11,
     rng = random.Random(0)
     words = "what how is a the cat dog why good same other question".split()
 
-    def pairs(path, names, labels, n):
+    def tsv(path, columns, n):
+        """GLUE's layout: train.tsv and dev.tsv, `columns` = (text 1, text 2, label)."""
         path.mkdir(parents=True)
-        for split, count in (("train", n), ("validation", 6)):
-            with open(path / f"{split}.jsonl", "w") as f:
-                for _ in range(count):
-                    a = " ".join(rng.choice(words) for _ in range(4))
-                    same = rng.random() < 0.5
-                    b = a if same else " ".join(rng.choice(words) for _ in range(4))
-                    f.write(json.dumps({names[0]: a, names[1]: b,
-                                        "label": labels[int(same)]}) + "\n")
+        for split, count in (("train", n), ("dev", 6)):
+            lines = ["\t".join(columns)]
+            for _ in range(count):
+                a = " ".join(rng.choice(words) for _ in range(4))
+                same = rng.random() < 0.5
+                b = a if same else " ".join(rng.choice(words) for _ in range(4))
+                lines.append(f"{a}\t{b}\t{int(same)}")
+            (path / f"{split}.tsv").write_text("\n".join(lines) + "\n")
 
-    pairs(tmp_path / "qqp", ("question1", "question2"), ("not_duplicate", "duplicate"), 16)
-    pairs(tmp_path / "mrpc", ("sentence1", "sentence2"), ("not_equivalent", "equivalent"), 0)
+    tsv(tmp_path / "qqp", ("question1", "question2", "is_duplicate"), 16)
+    tsv(tmp_path / "mrpc", ("#1 String", "#2 String", "Quality"), 0)
     out = tmp_path / "transfer"
     result = runner.invoke(cli, [
         "transfer", "--preset", preset_v11, "--train-task", "qqp", "--train-data",
