@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 from softprompt import backends, tasks
+from softprompt.core.experiments.prompt_design import evaluate_alone
 from softprompt.core.inference.neighbors import nearest_tokens
 from softprompt.core.io.atomic import atomic_write
 from softprompt.core.io.prompt_files import load_prompt
@@ -125,22 +126,21 @@ def baselines(model, examples, max_input_length: int = 64, batch_size: int = 100
               instruction: str = INSTRUCTION) -> dict:
     """Dev accuracy with no prompt and with the text instruction in front.
 
-    ``no_prompt`` and ``instruction`` are greedy decoding, exact match (the
-    metric prompt tuning is selected on); ``no_prompt_rank`` is rank
+    ``no_prompt`` and ``instruction`` (prompt design: the instruction written in
+    front of every input, `softprompt.core.experiments.prompt_design`) are greedy
+    decoding, exact match (the metric prompt tuning is selected on); ``no_prompt_rank`` is rank
     classification of the bare sentence over the task's labels (the most
     likely of the 6 foods), whose chance level is 16.7 %: with decoding the
     frozen model continues the sentence and never answers with a food.
     """
-    from softprompt.core.inference.evaluate import evaluate  # keras: see the module's docs
-
     the_task = task()
     bare = model.without_prompt()
     out = {}
-    for name, variant, method in (("no_prompt", bare, "decode"),
-                                  ("no_prompt_rank", bare, "rank"),
-                                  ("instruction", with_instruction(model, instruction), "decode")):
-        metrics, _ = evaluate(variant, the_task, examples, method, batch_size=batch_size,
-                              max_input_length=max_input_length)
+    for name, text, method in (("no_prompt", "", "decode"), ("no_prompt_rank", "", "rank"),
+                               ("instruction", instruction, "decode")):
+        metrics, _ = evaluate_alone(None, the_task, examples, instruction=text, method=method,
+                                    batch_size=batch_size, max_input_length=max_input_length,
+                                    model=bare)
         out[name] = float(metrics[METRIC])
     return out
 

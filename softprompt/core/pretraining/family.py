@@ -54,7 +54,7 @@ FAMILY = {
                     "key_value_dim": 32}, steps=3000, batch_size=64, lr=2e-3, warmup_steps=150,
                    eval_every=500),
     "small": Member({"hidden_dim": 192, "num_layers": 3, "num_heads": 4, "intermediate_dim": 384,
-                     "key_value_dim": 48}, steps=750, batch_size=32, lr=2e-3, warmup_steps=100,
+                     "key_value_dim": 48}, steps=800, batch_size=32, lr=2e-3, warmup_steps=100,
                     eval_every=250),
     "base": Member({"hidden_dim": 256, "num_layers": 4, "num_heads": 4, "intermediate_dim": 1024,
                     "key_value_dim": 64}, steps=500, batch_size=32, lr=1e-3, warmup_steps=100,
