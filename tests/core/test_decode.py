@@ -1,4 +1,4 @@
-"""Greedy decoding with the KV cache, and rank classification (issue 2)."""
+"""Greedy decoding with the KV cache, and rank classification."""
 
 from __future__ import annotations
 

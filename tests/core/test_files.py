@@ -1,4 +1,4 @@
-"""Prompt files: np.save payload + JSON sidecar (issue 2)."""
+"""Prompt files: np.save payload + JSON sidecar."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The paper's prompt initializers (issue 2)."""
+"""The paper's prompt initializers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Class-label init on the embedded model and the built-in demo task (issue 8).
+"""Class-label init on the embedded model and the built-in demo task.
 
 Pins down that the prompt the learning bar's class-label runs start from is the
 paper's construction on this model: row i is the mean of the embeddings of

@@ -1,4 +1,4 @@
-"""PromptedT5: the network contract (issue 2)."""
+"""PromptedT5: the network contract."""
 
 from __future__ import annotations
 
