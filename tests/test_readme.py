@@ -41,9 +41,11 @@ NOT_RUN_HERE = {
     "serve": "starts a server that runs until stopped (tests/serving runs it on loopback)",
     "bench": "minutes per backend (tests/bench runs the suite at toy size)",
 }
-#: commands the README documents that another branch brings; remove once merged
+#: commands and pages the README and docs/ link that another branch brings; remove once merged
 PENDING = {"serve"}
+PENDING_PAGES = {"docs/agreement.md", "docs/reliability.md"}
 #: shell lines outside softprompt that the README may use, and what happens to them
+SHELL = ("bash", "sh")  # the fenced blocks that hold commands
 HELPERS = {"echo", "mkdir", "cp"}  # run in the scratch folder
 CHECKED = {"pip", "nox", "python", "curl"}  # checked below, not run
 
@@ -55,8 +57,19 @@ def shell_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def shell_lines(body: str) -> list[str]:
-    """The block's lines with backslash continuations joined."""
-    return [line for line in body.replace("\\\n", " ").splitlines() if line.strip()]
+    """The block's commands: backslash continuations and quoted newlines joined."""
+    lines, pending = [], ""
+    for line in body.replace("\\\n", " ").splitlines():
+        pending = f"{pending} {line}" if pending else line
+        try:
+            shlex.split(pending, comments=True)
+        except ValueError:  # a quote still open: the command goes on
+            continue
+        if pending.strip():
+            lines.append(pending)
+        pending = ""
+    assert not pending, f"unterminated quote in: {pending}"
+    return lines
 
 
 def commands(line: str) -> list[list[str]]:
@@ -100,7 +113,7 @@ def inline_commands(text: str) -> list[list[str]]:
 def all_softprompt_commands(text: str) -> list[list[str]]:
     found = []
     for language, body in shell_blocks(text):
-        if language not in ("bash", "sh", ""):
+        if language not in SHELL:
             continue
         for line in shell_lines(body):
             for argv in commands(line):
@@ -195,7 +208,9 @@ def test_the_install_line_and_the_nox_sessions_exist():
 
     sessions = set(nox.registry.get())
     checked = 0
-    for _, body in shell_blocks(text):
+    for language, body in shell_blocks(text):
+        if language not in SHELL:
+            continue
         for line in shell_lines(body):
             for argv in commands(line):
                 _, argv = without_env(argv)
@@ -220,6 +235,18 @@ def test_the_install_line_and_the_nox_sessions_exist():
                     assert all((ROOT / a).exists() for a in argv[3:] if not a.startswith("-"))
                     checked += 1
     assert checked >= 3
+
+
+def test_every_relative_link_resolves():
+    missing = []
+    for doc in [README, *DOCS, ROOT / "benchmarks" / "README.md"]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            if "://" in target:
+                continue
+            path = (doc.parent / target).resolve()
+            if not path.exists() and str(path.relative_to(ROOT)) not in PENDING_PAGES:
+                missing.append(f"{doc.relative_to(ROOT)}: {target}")
+    assert not missing, "\n".join(missing)
 
 
 # ------------------------------------------------------------------- running it
@@ -254,6 +281,8 @@ def readme_run(tmp_path_factory):
                 namespace = {"__name__": "readme"}
                 exec(compile(body, "README.md (python block)", "exec"), namespace)
                 ran.append(("python block", ""))
+                continue
+            if language not in SHELL:
                 continue
             for line in shell_lines(body):
                 argv_list = commands(line)
