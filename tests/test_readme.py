@@ -7,8 +7,9 @@ own, or is one of `NOT_RUN_HERE` (with the test that covers it instead). Helper 
 (``echo``, ``mkdir``, ``cp``) run in bash there too, and the Python blocks run after the
 commands before them. Every command the README or docs/ name, in a block or in inline code,
 must exist, its ``--help`` must exit 0, and every option it uses must be one of that
-command's. The install line's extras and the ``nox`` sessions are checked against
-``pyproject.toml`` and ``noxfile.py``.
+command's; the same holds for ``python -m benchmarks.…`` commands. The install line's extras
+and the ``nox`` sessions are checked against ``pyproject.toml`` and ``noxfile.py``, and every
+relative link of the README, docs/ and benchmarks/README.md must resolve.
 
 Under one backend the whole file takes about a minute on one CPU core (the demo's training
 is most of it).
@@ -224,13 +225,6 @@ def test_the_install_line_and_the_nox_sessions_exist():
                 elif argv[0] == "nox" and "-s" in argv:
                     assert argv[argv.index("-s") + 1] in sessions, line
                     checked += 1
-                elif argv[:3] == ["python", "-m", "benchmarks.run"]:
-                    done = subprocess.run([sys.executable, *argv[1:3], "--help"], cwd=ROOT,
-                                          capture_output=True, text=True)
-                    assert done.returncode == 0, done.stderr
-                    for opt in used_options(argv[3:]):
-                        assert opt in done.stdout, f"{line}: {opt}"
-                    checked += 1
                 elif argv[:3] == ["python", "-m", "pytest"]:
                     assert all((ROOT / a).exists() for a in argv[3:] if not a.startswith("-"))
                     checked += 1
@@ -247,6 +241,32 @@ def test_every_relative_link_resolves():
             if not path.exists() and str(path.relative_to(ROOT)) not in PENDING_PAGES:
                 missing.append(f"{doc.relative_to(ROOT)}: {target}")
     assert not missing, "\n".join(missing)
+
+
+def test_benchmark_commands_exist():
+    """``python -m benchmarks.…`` in the README, docs/ and benchmarks/README.md: --help, options."""
+    helps, checked = {}, 0
+    for doc in [README, *DOCS, ROOT / "benchmarks" / "README.md"]:
+        for language, body in shell_blocks(doc.read_text()):
+            if language not in SHELL:
+                continue
+            for line in shell_lines(body):
+                for argv in commands(line):
+                    _, argv = without_env(argv)
+                    if "-m" not in argv or not argv[argv.index("-m") + 1].startswith(
+                            "benchmarks."):
+                        continue
+                    module = argv[argv.index("-m") + 1]
+                    if module not in helps:
+                        done = subprocess.run([sys.executable, "-m", module, "--help"],
+                                              cwd=ROOT, capture_output=True, text=True)
+                        assert done.returncode == 0, f"{doc.name}: {module}: {done.stderr}"
+                        helps[module] = done.stdout
+                    rest = argv[argv.index("-m") + 2:]
+                    for opt in used_options(rest):
+                        assert opt in helps[module], f"{doc.name}: {line}: {opt}"
+                    checked += 1
+    assert "benchmarks.run" in helps and checked >= 5
 
 
 # ------------------------------------------------------------------- running it

@@ -45,34 +45,32 @@ def measure(ctx: Context) -> dict:
     if ctx.torch_compile and "torch" in ctx.backends:
         variants.append(("torch+compile", "torch", True, "float32"))
     row_dtype = {}
+
+    def add(worker_name, key, case, label, dtype, **params):
+        """Set up one train-step case; queue its step and forward. None if set-up failed."""
+        info = ctx.setup(worker_name, key, case, errors, label, model=spec, dtype=dtype,
+                         **shape, **params)
+        if info is not None:
+            worker = ctx.pool.worker(worker_name)
+            setups[label], row_dtype[label] = info, dtype
+            memory[label] = worker.info(key)
+            contenders.extend([Contender(f"{label} step", worker, key, "step"),
+                               Contender(f"{label} forward", worker, key, "forward")])
+        return info
+
     for label, name, jit, dtype in variants:
-        key = "train-compiled" if jit else _dtype_key("train", dtype)
         ctx.log(f"  setting up {label} (build, compile, first step)")
-        info = ctx.setup(name, key, "keras.train_step", errors, label, model=spec,
-                         jit_compile=jit, dtype=dtype, **shape)
-        if info is None:
-            continue
-        setups[label], row_dtype[label] = info, dtype
-        memory[label] = ctx.pool.worker(name).info(key)
-        worker = ctx.pool.worker(name)
-        contenders += [Contender(f"{label} step", worker, key, "step"),
-                       Contender(f"{label} forward", worker, key, "forward")]
+        add(name, "train-compiled" if jit else _dtype_key("train", dtype), "keras.train_step",
+            label, dtype, jit_compile=jit)
     if ctx.hf:
         for dtype in dtypes:
             label, key = _tagged("peft", dtype), _dtype_key("train", dtype)
             ctx.log(f"  setting up {label}")
-            info = ctx.setup(HF, key, "hf.peft_train", errors, label, model=spec, dtype=dtype,
-                             **shape)
-            if info is None:
-                continue
-            setups[label], row_dtype[label] = info, dtype
-            memory[label] = ctx.pool.worker(HF).info(key)
-            worker = ctx.pool.worker(HF)
-            contenders += [Contender(f"{label} step", worker, key, "step"),
-                           Contender(f"{label} forward", worker, key, "forward")]
-            if dtype == "float32" and info.get("threads", 1) > 1:
+            info = add(HF, key, "hf.peft_train", label, dtype)
+            if info is not None and dtype == "float32" and info.get("threads", 1) > 1:
                 # the same, pinned to one thread: the fair baseline on a busy machine
-                contenders.append(Contender("peft-1thread step", worker, key, "step:1"))
+                contenders.append(Contender("peft-1thread step", ctx.pool.worker(HF), key,
+                                            "step:1"))
                 row_dtype["peft-1thread"] = dtype
     peak_workers = list(ctx.backends) + ([HF] if ctx.hf and "torch" not in ctx.backends else [])
     peak_dtypes = sorted({"float32", *(_peak_dtype(d) for d in dtypes)})
