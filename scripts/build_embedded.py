@@ -1,7 +1,7 @@
 """Build the embedded model family and the built-in tasks, from nothing.
 
 ``softprompt_tiny`` (shipped) was produced by, with seed 0 on the JAX backend
-(bit for bit only with the code that built it, see ``softprompt/data/README.md``)::
+(bit for bit only with the code that built it, see ``docs/embedded-model.md``)::
 
     python scripts/build_embedded.py
 
@@ -27,7 +27,7 @@ Each run
 
 ``--steps 20 --out /tmp/x`` is a quick smoke run (the tests do that).
 
-The builds run on CPU; ``softprompt/data/README.md`` (tiny) and
+The builds run on CPU; ``docs/embedded-model.md`` (tiny) and
 ``docs/comparison.md`` (the family) give the measured times and scores.
 """
 
