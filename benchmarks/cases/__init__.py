@@ -16,12 +16,14 @@ import time
 #: case name -> "module:class" (imported lazily: the hf worker never imports keras)
 CASES = {
     "keras.train_step": "benchmarks.cases.keras_cases:TrainStep",
+    "keras.model_tuning_step": "benchmarks.cases.keras_cases:ModelTuningStep",
     "keras.buckets": "benchmarks.cases.keras_cases:BucketSteps",
     "keras.labels": "benchmarks.cases.keras_cases:LabelEval",
     "keras.builtin_labels": "benchmarks.cases.keras_cases:BuiltinLabelEval",
     "keras.serving": "benchmarks.cases.keras_cases:Serving",
     "keras.decode": "benchmarks.cases.keras_cases:Decode",
     "hf.peft_train": "benchmarks.cases.hf_cases:PeftTrain",
+    "hf.full_finetune": "benchmarks.cases.hf_cases:FullFineTune",
     "hf.peft_padded": "benchmarks.cases.hf_cases:PeftPaddedStep",
     "hf.checkpoint": "benchmarks.cases.hf_cases:Checkpoint",
     "hf.generate": "benchmarks.cases.hf_cases:Generate",

@@ -235,3 +235,58 @@ class Generate(Case):
         padded = np.zeros((tokens.shape[0], int(length)), np.int64)
         padded[:, : tokens.shape[1]] = tokens
         return {"tokens": padded.tolist()}
+
+
+class FullFineTune(Case):
+    """The baseline of model tuning: transformers' full fine-tuning of the same T5 (torch).
+
+    Every parameter of a `T5ForConditionalGeneration` of the same shape trains, stepped by
+    transformers' own `Adafactor` as T5 fine-tuning recipes configure it (constant lr 1e-3,
+    ``scale_parameter=True``: updates scaled by the parameter RMS, as T5X does;
+    ``relative_step=False``, ``warmup_init=False``).
+    """
+
+    def __init__(self, model, batch, input_length, target_length, seed=0):
+        self.spec, self.batch = model, batch
+        self.input_length, self.target_length, self.seed = input_length, target_length, seed
+
+    def setup(self):
+        import torch
+        import transformers
+        from transformers import T5ForConditionalGeneration
+        from transformers.optimization import Adafactor
+
+        started = time.perf_counter()
+        torch.manual_seed(self.seed)
+        self.model = T5ForConditionalGeneration(hf_config(self.spec)).to(device())
+        self.model.train()
+        params = list(self.model.parameters())
+        self.optimizer = Adafactor(params, lr=1e-3, scale_parameter=True, relative_step=False,
+                                   warmup_init=False)
+        vocab = self.spec["vocabulary_size"]
+        ids = workload.token_rows([self.input_length] * self.batch, vocab, self.seed)
+        labels = workload.token_rows([self.target_length] * self.batch, vocab, self.seed + 1)
+        self.inputs = {
+            "input_ids": torch.tensor(ids, device=device()),
+            "attention_mask": torch.ones((self.batch, self.input_length), dtype=torch.long,
+                                         device=device()),
+            "labels": torch.tensor(labels, device=device()),
+        }
+        build_s = time.perf_counter() - started
+        before = rss_mb()
+        reset_peak_rss()
+        started = time.perf_counter()
+        self.time_step()
+        return {"build_s": build_s, "first_step_s": time.perf_counter() - started,
+                "rss_before_steps_mb": before, "threads": torch.get_num_threads(),
+                "trainable_parameters": sum(p.numel() for p in params),
+                "transformers": transformers.__version__}
+
+    def time_step(self, threads=None):
+        with torch_threads(threads):
+            out = self.model(**self.inputs)
+            out.loss.backward()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            sync()
+        return {"loss": float(out.loss)}

@@ -427,3 +427,52 @@ class BuiltinLabelEval(Case):
             ids, mask = pad([inputs[i] for i in idx], width)
             out, _ = encode(ids, mask, np.zeros((len(idx),), np.int32))
             ops.convert_to_numpy(out[:, :1, :1])
+
+
+class ModelTuningStep(Case):
+    """Model tuning's train step: every weight of a T5 trains (`softprompt train --method
+    model-tuning`): `whole_model` (no prompt, the backbone trainable), Adafactor as T5X
+    fine-tunes (`softprompt.core.training.methods`), `train_on_batch` as the loop calls it.
+
+    The backbone is its own (the shared `backbone_for` ones stay frozen for the other cases).
+    """
+
+    def __init__(self, model, batch, input_length, target_length, seed=0):
+        self.spec, self.batch = model, batch
+        self.input_length, self.target_length, self.seed = input_length, target_length, seed
+
+    def setup(self):
+        import keras
+
+        from softprompt import backends
+        from softprompt.core.pretraining.scratch import build_backbone
+        from softprompt.core.training.adafactor import Adafactor
+        from softprompt.core.training.methods import METHODS
+        from softprompt.core.training.task_job import whole_model
+
+        started = time.perf_counter()
+        backbone = build_backbone(self.spec["vocabulary_size"], self.spec["config"],
+                                  self.spec["style"], seed=self.seed)
+        self.model = whole_model(backbone, tokenizer=None)
+        method = METHODS["model-tuning"]
+        self.model.compile(optimizer=Adafactor(learning_rate=method.lr, **method.adafactor))
+        self.model.optimizer.build(self.model.trainable_variables)
+        backends.current().prepare_full_training(self.model)
+        self.x, self.y, self.w = train_batch(self.batch, self.input_length, self.target_length,
+                                             self.spec["vocabulary_size"], self.seed)
+        build_s = time.perf_counter() - started
+        before = rss_mb()
+        reset_peak_rss()
+        started = time.perf_counter()
+        self.model.train_on_batch(self.x, self.y, sample_weight=self.w)
+        return {"build_s": build_s, "first_step_s": time.perf_counter() - started,
+                "rss_before_steps_mb": before, "backend": keras.backend.backend(),
+                "jit_compile": bool(self.model.jit_compile),
+                "trainable_parameters": int(sum(int(np.prod(v.shape))
+                                                for v in self.model.trainable_variables))}
+
+    def time_step(self):
+        return {"loss": float(self.model.train_on_batch(self.x, self.y, sample_weight=self.w))}
+
+    def info(self):
+        return {**memory(), **device_memory()}

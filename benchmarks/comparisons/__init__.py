@@ -5,6 +5,7 @@
     rank     rank classification vs generate-then-parse (`rank`)
     serving  mixed-prompt batches and one-pass ensembles (`serving`)
     decode   cached vs uncached greedy decoding, and PEFT's `generate` (`decode`)
+    tune     model tuning's train step vs transformers' full fine-tuning (`model_tuning`)
 
 Example:
     >>> results["suites"]["train"] = SUITES["train"].measure(ctx)
@@ -13,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from benchmarks.comparisons import decode, rank, serving, train_step, varlen
+from benchmarks.comparisons import decode, model_tuning, rank, serving, train_step, varlen
 from benchmarks.harness.report import header
 
 #: name (``--suites``) -> module, in the order a run measures them
@@ -23,6 +24,7 @@ SUITES = {
     "rank": rank,
     "serving": serving,
     "decode": decode,
+    "tune": model_tuning,
 }
 
 

@@ -201,10 +201,13 @@ def skill_pair(skill: str, question: str, scene: Scene, sentence: str,
     return f"{question} {sentence}", answer(skill, scene)
 
 
-def _sentences(rng: random.Random) -> Iterator[tuple[Scene, str]]:
+def _sentences(rng: random.Random, templates=None) -> Iterator[tuple[Scene, str]]:
+    """Scenes and their sentences, each in one of `templates` (default: all) at random."""
     while True:
         scene = Scene.sample(rng)
-        yield scene, scene.render(rng.randrange(len(TEMPLATES)))
+        template = (rng.randrange(len(TEMPLATES)) if templates is None
+                    else rng.choice(templates))
+        yield scene, scene.render(template)
 
 
 # ---------------------------------------------------------------------- the demo task
@@ -238,6 +241,11 @@ def color_food(scene: Scene) -> str:
     return FOODS[scene.animal][0 if scene.c1 in FIRST_MENU_COLORS else 1]
 
 
+#: `COLOR_FOOD` under a shift of word order, for ``softprompt transfer``: training and its
+#: dev set use the active-voice templates, the shifted set only the other three.
+DOMAINS = {"active": (0, 1), "shifted": (2, 3, 4)}
+
+
 def demo_examples(seed: int = 0) -> dict[str, list[dict]]:
     """The demo task's splits: ``{"train": [...], "validation": [...]}``, distinct sentences."""
     return _task_examples(DEMO, lambda scene: answer("food", scene), f"demo-{seed}")
@@ -252,13 +260,30 @@ def color_food_examples(seed: int = 0) -> dict[str, list[dict]]:
                           exclude=demo | used)
 
 
-def _task_examples(spec: dict, target, rng_name: str,
-                   exclude: set[str] = frozenset()) -> dict[str, list[dict]]:
+def color_food_domains(seed: int = 0) -> dict[str, dict[str, list[dict]]]:
+    """`COLOR_FOOD` in two domains (`DOMAINS`): ``{"active": {"train", "validation"},
+    "shifted": {"validation"}}``; no sentence of the other files or the pretraining text."""
+    taken = {row["sentence"] for rows in color_food_examples(seed).values() for row in rows}
+    demo = {row["sentence"] for rows in demo_examples(seed).values() for row in rows}
+    used: set[str] = set()
+    pretraining_texts(LM_LINES, TASK_PAIRS, seed, exclude=demo, used=used)
+    exclude = taken | demo | used
+    name = COLOR_FOOD["name"]
+    active = _task_examples(COLOR_FOOD, color_food, f"{name}-active-{seed}", exclude,
+                            DOMAINS["active"])
+    exclude |= {row["sentence"] for rows in active.values() for row in rows}
+    shifted = _task_examples(COLOR_FOOD, color_food, f"{name}-shifted-{seed}", exclude,
+                             DOMAINS["shifted"], {"validation": COLOR_FOOD["sizes"]["validation"]})
+    return {"active": active, "shifted": shifted}
+
+
+def _task_examples(spec: dict, target, rng_name: str, exclude: set[str] = frozenset(),
+                   templates=None, sizes=None) -> dict[str, list[dict]]:
     rng = random.Random(rng_name)
     seen = set(exclude)
     out: dict[str, list[dict]] = {}
-    source = _sentences(rng)
-    for split, size in spec["sizes"].items():
+    source = _sentences(rng, templates)
+    for split, size in (sizes or spec["sizes"]).items():
         rows = []
         while len(rows) < size:
             scene, sentence = next(source)
@@ -318,7 +343,12 @@ def write_demo(out_dir: str | Path, seed: int = 0) -> Path:
 
 
 def write_color_food(out_dir: str | Path, seed: int = 0) -> Path:
-    """Write `COLOR_FOOD`'s ``train.jsonl`` and ``validation.jsonl`` into `out_dir`."""
+    """Write `COLOR_FOOD`'s ``train.jsonl`` and ``validation.jsonl`` into `out_dir`, and its
+    two domains (`color_food_domains`) into ``out_dir/../color_food_active`` and
+    ``out_dir/../color_food_shifted``."""
+    out_dir = Path(out_dir)
+    for domain, splits in color_food_domains(seed).items():
+        _write_splits(out_dir.parent / f"{out_dir.name}_{domain}", splits)
     return _write_splits(out_dir, color_food_examples(seed))
 
 

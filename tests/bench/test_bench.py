@@ -21,11 +21,13 @@ from click.testing import CliRunner
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-SUITES = ("train", "varlen", "rank", "serving", "decode")
+SUITES = ("train", "varlen", "rank", "serving", "decode", "tune")
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "benchmarks" / "reference"
 TITLES = ("**Train step**", "**Variable lengths**", "**Rank classification",
           "**Serving shapes**", "**Greedy decoding**")
+#: Tables of comparisons added since the kept reference results were measured.
+NEW_TITLES = ("**Model tuning step**",)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +74,19 @@ def test_train_row_has_every_measure(toy_run):
         assert "peft" in train["rows"]
 
 
+def test_model_tuning_step_against_transformers(toy_run):
+    """Every weight trains in both: the same parameter count, and a ratio when both ran."""
+    backend, results, _, _ = toy_run
+    tune = results["suites"]["tune"]
+    assert not tune["errors"]
+    row = tune["rows"][backend]
+    assert row["step_s"] > 0 and row["trainable_parameters"] > 0
+    if baselines():
+        hf = tune["rows"]["transformers"]
+        assert hf["trainable_parameters"] == row["trainable_parameters"]
+        assert row["speedup_vs_transformers"] > 0
+
+
 def test_train_step_runs_in_bfloat16_too(toy_run):
     """The bfloat16 rows: our backbone and PEFT's model in bfloat16, against a bfloat16 peak."""
     backend, results, _, _ = toy_run
@@ -105,7 +120,7 @@ def test_agreements(toy_run):
 def test_tables_are_written_and_printed(toy_run):
     backend, results, output, out = toy_run
     text = (out / "results.md").read_text()
-    for title in TITLES:
+    for title in TITLES + NEW_TITLES:
         assert title in text and title in output
     assert f"| {backend} bf16 |" in text  # a train-step row per backend and dtype
     # ratios only: no targets and no verdicts in what a run writes

@@ -185,8 +185,8 @@ def test_transfer_maps_label_words_and_writes_the_table(runner, cli, preset_v11,
     assert result.exit_code == 0, result.output
     table = (out / "transfer.md").read_text()
     assert table.splitlines()[0].startswith("| dataset | metric | model-tuning | prompt-tuning")
-    assert "| qqp |" in table and "| mrpc |" in table and "Δ" in table
+    assert "| qqp (in-domain) |" in table and "| mrpc |" in table and "Δ" in table
     with open(out / "transfer.csv") as f:
         rows = list(csv.DictReader(f))
     assert {(r["dataset"], r["method"]) for r in rows} == {
-        (d, m) for d in ("qqp", "mrpc") for m in ("model-tuning", "prompt-tuning")}
+        (d, m) for d in ("qqp (in-domain)", "mrpc") for m in ("model-tuning", "prompt-tuning")}

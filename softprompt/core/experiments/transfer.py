@@ -2,8 +2,9 @@
 
 `transfer` trains each method (model tuning, prompt tuning) once per seed on
 the training task, then evaluates the best checkpoint of every run, with no
-further training, on every named evaluation set — e.g. SQuAD → the MRQA
-out-of-domain sets, or QQP → MRPC. It writes ``transfer.csv`` (one row per
+further training, on the training task's own dev set (``<task> (in-domain)``)
+and on every named evaluation set — e.g. SQuAD → the MRQA out-of-domain sets,
+QQP → MRPC, or the built-in ``color_food`` from one word order to others. It writes ``transfer.csv`` (one row per
 run and set) and ``transfer.md``: per set, model tuning and prompt tuning as
 mean ± std over seeds and Δ = prompt tuning − model tuning.
 
@@ -114,6 +115,10 @@ class TransferConfig:
         trained = tasks.get(self.train_task, **self.task_args)
         for name in self.evals:
             eval_task(name, trained)  # unknown names and label mismatches fail here
+        if self.train_task in self.evals and Path(self.evals[self.train_task]) == Path(
+                self.train_data):
+            raise ValueError(f"--eval {self.train_task} names the training data itself: its "
+                             "dev set is evaluated anyway")
         for method in self.methods:
             self.train_config(method, 0).validate()
         return self
@@ -126,6 +131,21 @@ class TransferConfig:
             "task_args": dict(self.task_args), "method": method, "seed": seed,
             "eval_split": self.eval_split,
         })
+
+    @property
+    def in_domain(self) -> str:
+        """The table's name of the training task's own dev set."""
+        return f"{self.train_task} (in-domain)"
+
+    def sets(self) -> dict[str, tuple[str, str]]:
+        """The evaluation sets by their name in the table: ``{name: (task, data)}``, the
+        training task's own dev set first. A set of the training task's kind is named by
+        its data folder too."""
+        out = {self.in_domain: (self.train_task, self.train_data)}
+        for task, path in self.evals.items():
+            name = f"{task} ({Path(path).name})" if task == self.train_task else task
+            out[name] = (task, path)
+        return out
 
     def run_dir(self, method: str, seed: int) -> Path:
         return Path(self.out) / "runs" / method / f"seed-{seed}"
@@ -157,7 +177,7 @@ def transfer(config: TransferConfig, *, progress=False, echo=None) -> list[dict]
     with atomic_write(out / OPTIONS, "w") as f:
         json.dump(config.to_dict(), f, indent=1)
     trained = tasks.get(config.train_task, **config.task_args)
-    sets = {config.train_task: config.train_data, **config.evals}
+    sets = config.sets()
     rows = []
     runs = [(m, s) for m in config.methods for s in range(config.seeds)]
     for i, (method, seed) in enumerate(runs, 1):
@@ -168,8 +188,8 @@ def transfer(config: TransferConfig, *, progress=False, echo=None) -> list[dict]
             run_trained_cell(config.train_config(method, seed), progress, echo)
             model, settings = load_best(where)
             scores = {}
-            for name, path in sets.items():
-                task = trained if name == config.train_task else eval_task(name, trained)
+            for name, (task_name, path) in sets.items():
+                task = trained if name == config.in_domain else eval_task(task_name, trained)
                 examples = task.read(path, config.eval_split)
                 metrics = settings.evaluate(model, task, examples)
                 scores[name] = {"metric": task.main_metric, "score": metrics[task.main_metric],
