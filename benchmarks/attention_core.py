@@ -52,7 +52,7 @@ def _variants(ops, dtype="float32"):
     def fused(q, k, v, b):
         return ops.dot_product_attention(q, k, v, bias=b, scale=1.0)
 
-    from softprompt.core.model.prompted_t5 import t5_blocks
+    from softprompt.core.model import t5_blocks
 
     def ours(q, k, v, b):
         return t5_blocks.attention_core(q, k, v, b)
