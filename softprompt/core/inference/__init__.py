@@ -1,5 +1,1 @@
-"""Answers from a model: one batched path for generation and scoring, used by evaluation,
-ensembles, request prediction, neighbours and serving.
-
-It may import `io`, `text`, `model`, `interop` and `softprompt.tasks`; never training.
-"""
+"""One batched generate/score path, eval, ensembles, requests; may import io..interop, tasks."""

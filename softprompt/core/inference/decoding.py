@@ -6,9 +6,8 @@ These are the kernels under the one batched inference path
 log-likelihood of candidate targets (rank classification). Both run through
 functions the backend adapter compiles (`Adapter.compile_function`), kept on
 the model, so repeated calls compile once per shape. The model supplies the
-pieces: `PromptedT5.call_encoder`, `call_decoder`, `cross_attention_caches`,
-`logits`; the decoder's cached step is keras-hub's layer arithmetic
-(`softprompt.core.model.t5_blocks.transformer_layer`).
+pieces: `PromptedT5.call_encoder`, `call_decoder`, `call_decoder_step` (one
+cached step), `decoder_cache_shapes`, `cross_attention_caches` and `logits`.
 
 Example:
     >>> ids, mask = pad([[7, 8, 1], [9, 1]], 16)
@@ -22,48 +21,8 @@ import numpy as np
 from keras import ops
 
 from softprompt import backends
-from softprompt.core.model.t5_blocks import layer_norm, transformer_layer
 from softprompt.core.text import tokens as tok
 from softprompt.core.text.batching import pad
-
-
-def _cache_shapes(model, batch, source_length, target_length):
-    """Shapes of one decoder layer's self- and cross-attention caches."""
-    bb = model.backbone
-    head_dim = bb.key_value_dim or bb.hidden_dim // bb.num_heads
-    self_shape = (batch, 2, target_length, bb.num_heads, head_dim)
-    cross_shape = (batch, 2, source_length, bb.num_heads, head_dim)
-    return self_shape, cross_shape
-
-
-def _layer_step(model, encoder_output, cross_mask, step_ids, self_caches, index, cross_caches,
-                build_cross_cache):
-    """One cached decoder step over per-layer caches (tuples, one tensor per layer).
-
-    A tensor per layer, rather than one stacked tensor, spares a copy of every
-    cache at every step; the arithmetic is keras-hub's.
-    """
-    bb = model.backbone
-    x = bb.token_embedding(step_ids)
-    new_self, new_cross = [], []
-    position_bias = None
-    for i, layer in enumerate(bb.decoder_transformer_layers):
-        x, position_bias, layer_self, layer_cross = transformer_layer(
-            layer,
-            x,
-            position_bias=position_bias,
-            encoder_hidden_states=encoder_output,
-            encoder_attention_mask=cross_mask,
-            use_causal_mask=True,
-            self_attention_cache=self_caches[i],
-            self_attention_cache_update_index=index,
-            cross_attention_cache=cross_caches[i],
-            cross_attention_cache_update_index=0 if build_cross_cache else None,
-        )
-        new_self.append(layer_self)
-        new_cross.append(layer_cross)
-    x = layer_norm(bb.decoder_layer_norm, x)
-    return model.logits(x), tuple(new_self), tuple(new_cross)
 
 
 def _compiled(model, name, fn):
@@ -99,17 +58,17 @@ def compiled_encoder(model):
 
 def _first_step(model):
     def first(encoder_output, cross_mask, step_ids, self_caches, index, cross_caches):
-        return _layer_step(model, encoder_output, cross_mask, step_ids, self_caches, index,
-                           cross_caches, build_cross_cache=True)
+        return model.call_decoder_step(encoder_output, cross_mask, step_ids, self_caches, index,
+                                       cross_caches, build_cross_cache=True)
 
     return _compiled(model, "decode_first", first)
 
 
 def _next_step(model):
     def step(encoder_output, cross_mask, step_ids, self_caches, index, cross_caches):
-        logits, new_self, _ = _layer_step(model, encoder_output, cross_mask, step_ids,
-                                          self_caches, index, cross_caches,
-                                          build_cross_cache=False)
+        logits, new_self, _ = model.call_decoder_step(encoder_output, cross_mask, step_ids,
+                                                      self_caches, index, cross_caches,
+                                                      build_cross_cache=False)
         return logits, new_self
 
     return _compiled(model, "decode_next", step)
@@ -140,8 +99,8 @@ def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=Non
         compiled = backends.current().compiles_functions
         encoder_output, full_mask = compiled_encoder(model)(enc_ids, enc_mask, prompt_ids)
         cross_mask = ops.cast(full_mask, "int32")[:, None, :]
-        self_shape, cross_shape = _cache_shapes(
-            model, batch, int(encoder_output.shape[1]), max_length
+        self_shape, cross_shape = model.decoder_cache_shapes(
+            batch, int(encoder_output.shape[1]), max_length
         )
         dtype = encoder_output.dtype
         layers = range(model.backbone.num_layers)

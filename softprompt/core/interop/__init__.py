@@ -1,5 +1,1 @@
-"""Other libraries' formats: Hugging Face T5 checkpoints, PEFT adapters, the official prompts.
-
-It may import `io`, `text`, `model`, `softprompt.backends` (the safe PyTorch-file reader)
-and safetensors.
-"""
+"""HF T5 checkpoints, PEFT and official prompts; may import io..model, backends, safetensors."""

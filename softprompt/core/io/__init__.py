@@ -1,4 +1,1 @@
-"""Files that matter: prompt files with their sidecars, atomic writes, where presets are.
-
-The lowest room: it may import only the standard library, numpy, keras and keras_hub.
-"""
+"""Prompt files, atomic writes, presets; may import the stdlib, numpy, keras and keras_hub."""

@@ -6,8 +6,9 @@ live beside it, one job each: the loss and `compile` (`objective`), prompt
 identity and prompt files (`identity`), copies over the same backbone
 (`copies`), dropout (`dropout`). Generation and scoring are the inference
 room's (`softprompt.core.inference.batched`), over the pieces this class
-exposes (`call_encoder`, `call_decoder`, `cross_attention_caches`, `logits`),
-as keras-hub keeps ``generate`` on the task, over the backbone.
+exposes (`call_encoder`, `call_decoder`, `call_decoder_step`,
+`cross_attention_caches`, `logits`), as keras-hub keeps ``generate`` on the
+task, over the backbone.
 """
 
 from __future__ import annotations
@@ -253,6 +254,47 @@ class PromptedT5(PromptIdentity, PromptCopies, Seq2SeqObjective, keras.Model):
                        cross_attention_caches=cross_attention_caches)
         x = layer_norm(bb.decoder_layer_norm, x)
         return bb.decoder_dropout(x, training=training)
+
+    def decoder_cache_shapes(self, batch: int, source_length: int, target_length: int):
+        """Shapes of one decoder layer's self- and cross-attention caches (keras-hub's layout:
+        ``(batch, 2, length, heads, head_dim)``, keys then values)."""
+        bb = self.backbone
+        head_dim = bb.key_value_dim or bb.hidden_dim // bb.num_heads
+        self_shape = (batch, 2, target_length, bb.num_heads, head_dim)
+        cross_shape = (batch, 2, source_length, bb.num_heads, head_dim)
+        return self_shape, cross_shape
+
+    def call_decoder_step(self, encoder_output, cross_mask, step_ids, self_caches, index,
+                          cross_caches, build_cross_cache):
+        """One cached decoder step: ``(logits, self_caches, cross_caches)`` for `step_ids`.
+
+        `step_ids` ``(batch, 1)`` is the token at position `index`; the caches are
+        tuples with one tensor per layer (`decoder_cache_shapes`), which spares a
+        copy of every cache at every step. On the first step (`build_cross_cache`)
+        the encoder's keys and values are projected into `cross_caches`; later steps
+        read them. The arithmetic is keras-hub's.
+        """
+        bb = self.backbone
+        x = bb.token_embedding(step_ids)
+        new_self, new_cross = [], []
+        position_bias = None
+        for i, layer in enumerate(bb.decoder_transformer_layers):
+            x, position_bias, layer_self, layer_cross = transformer_layer(
+                layer,
+                x,
+                position_bias=position_bias,
+                encoder_hidden_states=encoder_output,
+                encoder_attention_mask=cross_mask,
+                use_causal_mask=True,
+                self_attention_cache=self_caches[i],
+                self_attention_cache_update_index=index,
+                cross_attention_cache=cross_caches[i],
+                cross_attention_cache_update_index=0 if build_cross_cache else None,
+            )
+            new_self.append(layer_self)
+            new_cross.append(layer_cross)
+        x = layer_norm(bb.decoder_layer_norm, x)
+        return self.logits(x), tuple(new_self), tuple(new_cross)
 
     def cross_attention_caches(self, encoder_output):
         """Each decoder layer's cross-attention keys and values of `encoder_output`.

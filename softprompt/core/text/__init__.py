@@ -1,4 +1,1 @@
-"""Text to fixed-shape batches: tokenizer helpers, tokenizing once, bucketing, padding.
-
-It may import `io` and numpy; it never sees a model.
-"""
+"""Tokenizing, bucketing and padding to a few fixed shapes; may import io and numpy."""

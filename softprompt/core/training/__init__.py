@@ -1,5 +1,1 @@
-"""The one training loop: options, run directory, checkpoints, callbacks, Adafactor.
-
-It may import every room below it (`io`, `text`, `model`, `interop`, `inference`),
-`softprompt.tasks`, tensorboard and matplotlib (the logs).
-"""
+"""The one training loop, run dir, checkpoints, callbacks, Adafactor; may import all rooms below."""
