@@ -20,6 +20,24 @@ TRAIN = ["--prompt-length", "3", "--steps", "4", "--batch-size", "8", "--eval-ev
          "--max-input-length", "16", "--eval-batch-size", "6", "--seed", "1", "--quiet"]
 
 
+#: `TrainConfig` fields of the library's short runs (4 steps, dev rank evaluations at 2 and 4;
+#: dropout on, so the seed states matter for resume).
+TRAIN_CONFIG = dict(task="jsonl", task_args=TASK_ARGS, prompt_length=3, steps=4, batch_size=8,
+                    eval_every=2, max_input_length=16, eval_method="rank", seed=1, dropout=0.1)
+
+
+class StopAt(keras.callbacks.Callback):
+    """Ask the loop to stop (as Ctrl-C does) after step `step`."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.step:
+            self.model.stop_training = True
+
+
 def write_task(root: Path, n_train=24, n_dev=6, seed=0) -> Path:
     """A sentiment-like jsonl task: positive iff the text says good or great."""
     rng = random.Random(seed)

@@ -73,30 +73,31 @@ def peft_prompt_model(base, prompt_length):
     return get_peft_model(base, config)
 
 
-class PeftTrain(Case):
-    """Suite 1 baseline: one PEFT training step (forward, backward, optimizer) and one forward."""
+class HfTrain(Case):
+    """One training step (forward, backward, optimizer) of a transformers T5 on a fixed batch.
 
-    def __init__(self, model, batch, input_length, prompt_length, target_length, seed=0,
-                 dtype="float32"):
+    Subclasses build the model and its optimizer (`build`) and may add set-up facts (`facts`).
+    """
+
+    def __init__(self, model, batch, input_length, target_length, seed=0, dtype="float32"):
         self.spec, self.batch, self.input_length = model, batch, input_length
-        self.prompt_length, self.target_length, self.seed = prompt_length, target_length, seed
-        self.dtype = dtype
+        self.target_length, self.seed, self.dtype = target_length, seed, dtype
+
+    def build(self):
+        """``(model, optimizer, trained parameters)``."""
+        raise NotImplementedError
+
+    def facts(self, params) -> dict:
+        return {}
 
     def setup(self):
         import torch
-        from transformers import T5ForConditionalGeneration
+        import transformers
 
         started = time.perf_counter()
         torch.manual_seed(self.seed)
-        # bfloat16: the model as `from_pretrained(..., torch_dtype=torch.bfloat16)` gives it;
-        # PEFT keeps the prompt in float32 (its `autocast_adapter_dtype` default)
-        base = T5ForConditionalGeneration(hf_config(self.spec)).to(device(),
-                                                                    getattr(torch, self.dtype))
-        self.model = peft_prompt_model(base, self.prompt_length)
+        self.model, self.optimizer, params = self.build()
         self.model.train()
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.trainable = sum(p.numel() for p in params)
-        self.optimizer = torch.optim.Adafactor(params, lr=0.3)
         vocab = self.spec["vocabulary_size"]
         ids = workload.token_rows([self.input_length] * self.batch, vocab, self.seed)
         labels = workload.token_rows([self.target_length] * self.batch, vocab, self.seed + 1)
@@ -112,14 +113,10 @@ class PeftTrain(Case):
         started = time.perf_counter()
         self.time_step()
         first_step_s = time.perf_counter() - started
-        import transformers
-
         return {"build_s": build_s, "first_step_s": first_step_s, "rss_before_steps_mb": before,
-                "trainable_parameters": self.trainable, "threads": torch.get_num_threads(),
-                "dtype": self.dtype,
-                "prompt_dtype": str(params[0].dtype).replace("torch.", ""),
-                "attention": getattr(self.model.config, "_attn_implementation", None),
-                "transformers": transformers.__version__}
+                "trainable_parameters": sum(p.numel() for p in params),
+                "threads": torch.get_num_threads(), "transformers": transformers.__version__,
+                **self.facts(params)}
 
     def time_step(self, threads=None):
         with torch_threads(threads):
@@ -129,6 +126,31 @@ class PeftTrain(Case):
             self.optimizer.zero_grad(set_to_none=True)
             sync()
         return {"loss": float(out.loss)}
+
+
+class PeftTrain(HfTrain):
+    """Suite 1 baseline: one PEFT training step (forward, backward, optimizer) and one forward."""
+
+    def __init__(self, model, batch, input_length, prompt_length, target_length, seed=0,
+                 dtype="float32"):
+        super().__init__(model, batch, input_length, target_length, seed, dtype)
+        self.prompt_length = prompt_length
+
+    def build(self):
+        import torch
+        from transformers import T5ForConditionalGeneration
+
+        # bfloat16: the model as `from_pretrained(..., torch_dtype=torch.bfloat16)` gives it;
+        # PEFT keeps the prompt in float32 (its `autocast_adapter_dtype` default)
+        base = T5ForConditionalGeneration(hf_config(self.spec)).to(device(),
+                                                                    getattr(torch, self.dtype))
+        model = peft_prompt_model(base, self.prompt_length)
+        params = [p for p in model.parameters() if p.requires_grad]
+        return model, torch.optim.Adafactor(params, lr=0.3), params
+
+    def facts(self, params) -> dict:
+        return {"dtype": self.dtype, "prompt_dtype": str(params[0].dtype).replace("torch.", ""),
+                "attention": getattr(self.model.config, "_attn_implementation", None)}
 
     def time_forward(self, threads=None):
         import torch
@@ -237,7 +259,7 @@ class Generate(Case):
         return {"tokens": padded.tolist()}
 
 
-class FullFineTune(Case):
+class FullFineTune(HfTrain):
     """The baseline of model tuning: transformers' full fine-tuning of the same T5 (torch).
 
     Every parameter of a `T5ForConditionalGeneration` of the same shape trains, stepped by
@@ -246,47 +268,12 @@ class FullFineTune(Case):
     ``relative_step=False``, ``warmup_init=False``).
     """
 
-    def __init__(self, model, batch, input_length, target_length, seed=0):
-        self.spec, self.batch = model, batch
-        self.input_length, self.target_length, self.seed = input_length, target_length, seed
-
-    def setup(self):
-        import torch
-        import transformers
+    def build(self):
         from transformers import T5ForConditionalGeneration
         from transformers.optimization import Adafactor
 
-        started = time.perf_counter()
-        torch.manual_seed(self.seed)
-        self.model = T5ForConditionalGeneration(hf_config(self.spec)).to(device())
-        self.model.train()
-        params = list(self.model.parameters())
-        self.optimizer = Adafactor(params, lr=1e-3, scale_parameter=True, relative_step=False,
-                                   warmup_init=False)
-        vocab = self.spec["vocabulary_size"]
-        ids = workload.token_rows([self.input_length] * self.batch, vocab, self.seed)
-        labels = workload.token_rows([self.target_length] * self.batch, vocab, self.seed + 1)
-        self.inputs = {
-            "input_ids": torch.tensor(ids, device=device()),
-            "attention_mask": torch.ones((self.batch, self.input_length), dtype=torch.long,
-                                         device=device()),
-            "labels": torch.tensor(labels, device=device()),
-        }
-        build_s = time.perf_counter() - started
-        before = rss_mb()
-        reset_peak_rss()
-        started = time.perf_counter()
-        self.time_step()
-        return {"build_s": build_s, "first_step_s": time.perf_counter() - started,
-                "rss_before_steps_mb": before, "threads": torch.get_num_threads(),
-                "trainable_parameters": sum(p.numel() for p in params),
-                "transformers": transformers.__version__}
-
-    def time_step(self, threads=None):
-        with torch_threads(threads):
-            out = self.model(**self.inputs)
-            out.loss.backward()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            sync()
-        return {"loss": float(out.loss)}
+        model = T5ForConditionalGeneration(hf_config(self.spec)).to(device())
+        params = list(model.parameters())
+        optimizer = Adafactor(params, lr=1e-3, scale_parameter=True, relative_step=False,
+                              warmup_init=False)
+        return model, optimizer, params

@@ -12,24 +12,15 @@ import keras_hub
 import numpy as np
 import pytest
 from keras import ops
-from task_helpers import TASK_ARGS, reuse_compilations, write_task  # noqa: E402
+from task_helpers import TASK_ARGS, TRAIN_CONFIG, StopAt
 
 from softprompt.core.training.config import TrainConfig
 from softprompt.core.training.train import train
 
 
-@pytest.fixture(scope="module")
-def task_dir(tmp_path_factory):
-    reuse_compilations(tmp_path_factory.getbasetemp() / "jax-compilation-cache")
-    return write_task(tmp_path_factory.mktemp("task"))
-
-
 def config(out, preset, data, **kw):
-    base = dict(out=str(out), preset=preset, task="jsonl", data=str(data), task_args=TASK_ARGS,
-                method="model-tuning", prompt_length=3, steps=4, batch_size=8, eval_every=2,
-                max_input_length=16, eval_method="rank", seed=1, dropout=0.1)
-    base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig(**{**TRAIN_CONFIG, "out": str(out), "preset": preset, "data": str(data),
+                          "method": "model-tuning", **kw})
 
 
 def backbone_weights(backbone) -> list[tuple[str, np.ndarray]]:
@@ -43,16 +34,6 @@ class KeepBackbone(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.weights = backbone_weights(self.model.backbone)
-
-
-class StopAt(keras.callbacks.Callback):
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == self.step:
-            self.model.stop_training = True
 
 
 def weights_of(preset_dir) -> list[np.ndarray]:

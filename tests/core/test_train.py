@@ -10,7 +10,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from task_helpers import LABELS, TASK_ARGS, reuse_compilations, write_task  # noqa: E402,F401
+from task_helpers import LABELS, TASK_ARGS, TRAIN_CONFIG, StopAt, write_task
 
 from softprompt.core.io.prompt_files import load_prompt
 from softprompt.core.training import state as train_state
@@ -18,30 +18,9 @@ from softprompt.core.training.config import TrainConfig, TrainingDiverged
 from softprompt.core.training.train import train
 
 
-@pytest.fixture(scope="module")
-def task_dir(tmp_path_factory):
-    reuse_compilations(tmp_path_factory.getbasetemp() / "jax-compilation-cache")
-    return write_task(tmp_path_factory.mktemp("task"))
-
-
 def config(out, preset, data, **kw):
-    base = dict(out=str(out), preset=preset, task="jsonl", data=str(data), task_args=TASK_ARGS,
-                prompt_length=3, steps=4, batch_size=8, eval_every=2, max_input_length=16,
-                eval_method="rank", seed=1, dropout=0.1)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-class StopAt(keras.callbacks.Callback):
-    """Ask the loop to stop (as Ctrl-C does) after step `step`."""
-
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == self.step:
-            self.model.stop_training = True
+    return TrainConfig(**{**TRAIN_CONFIG, "out": str(out), "preset": preset, "data": str(data),
+                          **kw})
 
 
 class Crash(RuntimeError):

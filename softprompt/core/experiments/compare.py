@@ -64,6 +64,16 @@ OPTIONS = "compare.json"
 EXTENSIBLE = ("presets", "methods", "seeds", "out")
 
 
+def run_config(experiment, out, preset, task, data, method, seed, **fields) -> TrainConfig:
+    """The `TrainConfig` of one run of an experiment (`CompareConfig`, `TransferConfig`): its
+    ``train_options`` and ``steps``, then what this run is."""
+    steps = {} if experiment.steps is None else {"steps": experiment.steps}
+    return TrainConfig.from_dict({
+        **experiment.train_options, **steps, "out": str(out), "preset": preset, "task": task,
+        "data": data, "task_args": dict(experiment.task_args), "method": method,
+        "seed": seed, "eval_split": experiment.eval_split, **fields})
+
+
 def check_seeds(seeds) -> int:
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
@@ -152,13 +162,8 @@ class CompareConfig:
         return self
 
     def train_config(self, preset: str, method: str, seed: int) -> TrainConfig:
-        steps = {} if self.steps is None else {"steps": self.steps}
-        return TrainConfig.from_dict({
-            **self.train_options, **steps, "out": str(self.cell_dir(preset, method, seed)),
-            "preset": preset, "task": self.task, "data": self.data,
-            "task_args": dict(self.task_args), "method": method, "seed": seed,
-            "eval_split": self.eval_split, "eval_method": self.eval_method,
-        })
+        return run_config(self, self.cell_dir(preset, method, seed), preset, self.task,
+                          self.data, method, seed, eval_method=self.eval_method)
 
     def model_names(self) -> dict[str, str]:
         """Each preset's folder name under ``cells/`` (its base name, made unique)."""

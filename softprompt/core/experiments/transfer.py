@@ -43,6 +43,7 @@ from softprompt.core.experiments.compare import (
     check_options,
     check_seeds,
     parse_methods,
+    run_config,
     run_trained_cell,
 )
 from softprompt.core.experiments.runs import load_best
@@ -124,13 +125,8 @@ class TransferConfig:
         return self
 
     def train_config(self, method: str, seed: int) -> TrainConfig:
-        steps = {} if self.steps is None else {"steps": self.steps}
-        return TrainConfig.from_dict({
-            **self.train_options, **steps, "out": str(self.run_dir(method, seed)),
-            "preset": self.preset, "task": self.train_task, "data": self.train_data,
-            "task_args": dict(self.task_args), "method": method, "seed": seed,
-            "eval_split": self.eval_split,
-        })
+        return run_config(self, self.run_dir(method, seed), self.preset, self.train_task,
+                          self.train_data, method, seed)
 
     @property
     def in_domain(self) -> str:
