@@ -180,7 +180,9 @@ class CompareConfig:
         return Path(self.out) / "cells" / self.model_names()[preset] / method / f"seed-{seed}"
 
     def cells(self) -> list[tuple[str, str, int]]:
-        return [(p, m, s) for p in self.presets for m in self.methods for s in range(self.seeds)]
+        """Every (preset, method, seed), each preset's seeds in turn: a comparison stopped
+        early has every method of its first seeds."""
+        return [(p, m, s) for p in self.presets for s in range(self.seeds) for m in self.methods]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
