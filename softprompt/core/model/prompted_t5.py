@@ -36,7 +36,9 @@ class PromptedT5(PromptIdentity, PromptCopies, Seq2SeqObjective, keras.Model):
     extended by ones; the decoder and the LM head are T5's (tied embeddings:
     hidden states scaled by ``hidden_dim**-0.5``; untied: the separate output
     matrix). Only ``model.prompt.embeddings``, shape
-    ``(num_prompts, prompt_length, hidden_dim)``, is trainable. Each example
+    ``(num_prompts, prompt_length, hidden_dim)``, is trainable (model tuning makes the
+    backbone trainable instead, on a copy with no prompt:
+    `softprompt.core.training.task_job.whole_model`). Each example
     chooses its prompt with ``prompt_ids`` (default 0), so one model serves
     single tasks, mixed-task batches and ensembles alike.
 
