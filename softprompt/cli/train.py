@@ -128,8 +128,6 @@ def train(**options):
             options = demo.configure(dict(options), set(explicit))
         elif not options["task"]:
             raise ValueError("--data needs --task (e.g. --task jsonl --template '...')")
-        elif not options["data"]:
-            raise ValueError(f"--task {options['task']} needs --data")
         values = {name: options[name] for name in _FIELDS}
         values["task_args"] = options.get("task_args") or task_args(
             *(options[k] for k in _TASK_ARGS))

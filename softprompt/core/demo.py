@@ -85,6 +85,9 @@ def configure(options: dict, explicit: set) -> dict:
     1000`` trains the demo longer).
     """
     options = dict(options)
+    if options.get("method", "prompt-tuning") != "prompt-tuning":
+        raise ValueError(f"the built-in demo prompt-tunes; for {options['method']} name the "
+                         f"task: --task {DEMO['name']} --data {DATA}")
     for name in ("task", "data"):
         if name in explicit and options.get(name):
             raise ValueError(f"the built-in demo sets --{name} itself: pass both --task and "

@@ -17,6 +17,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from softprompt import tasks
 from softprompt.backends.base import KINDS as DISTRIBUTIONS
 from softprompt.core.inference.methods import METHODS
 from softprompt.core.model.init import INITS
@@ -38,7 +39,8 @@ class TrainConfig:
     Args:
         out: the run directory.
         task: a registered task name (`softprompt.tasks.get`).
-        data: the task's data (a file or directory `Task.read` accepts).
+        data: the task's data (a file or directory `Task.read` accepts); softprompt's own
+            tasks (``animal_food``, ``color_food``) default to the files they ship with.
         preset: the frozen model (anything `PromptedT5.from_preset` accepts); with
             model tuning, the model to tune.
         method: one of `TRAINING_METHODS`: ``prompt-tuning`` (the prompt trains,
@@ -128,8 +130,11 @@ class TrainConfig:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if not self.task:
             raise ValueError("no task given: name one (e.g. boolq, or jsonl for your own data)")
-        if not self.data:
-            raise ValueError(f"no data given for task {self.task!r}")
+        if not self.data:  # softprompt's own tasks know where their data lies
+            builtin = getattr(tasks.get(self.task, **self.task_args), "data", None)
+            if builtin is None:
+                raise ValueError(f"no data given for task {self.task!r}")
+            self.data = str(builtin)
         if not self.preset:
             raise ValueError("no preset given: name the frozen T5 model to prompt")
         return self
