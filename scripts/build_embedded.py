@@ -1,7 +1,7 @@
 """Rebuild the embedded model ``softprompt_tiny`` and the built-in task, from nothing.
 
 What produced the shipped files (seed 0, the JAX backend; bit for bit only with the code
-that built them, see ``softprompt/data/README.md``)::
+that built them, see ``docs/embedded-model.md``)::
 
     python scripts/build_embedded.py
 
@@ -17,7 +17,7 @@ that built them, see ``softprompt/data/README.md``)::
 
 ``--steps 20 --out /tmp/x`` is a quick smoke run (the tests do that).
 
-The whole build runs on CPU; see ``softprompt/data/README.md`` for the measured
+The whole build runs on CPU; see ``docs/embedded-model.md`` for the measured
 time and scores.
 """
 

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from benchmarks import workload
 from benchmarks.cases import Case, memory, reset_peak_rss, rss_mb
+from benchmarks.harness import workload
 
 
 def _adafactor():

@@ -1,7 +1,7 @@
 """The same case under JAX, PyTorch and TensorFlow gives the same numbers.
 
 Each test sends one hypothesis case to every backend's worker and compares
-every pair of backends against the issue's bounds (float32, dropout off).
+every pair of backends against the agreement bounds (float32, dropout off).
 The largest deviation per property and pair goes to the session's table.
 """
 
