@@ -1,9 +1,10 @@
-"""``softprompt bench``: the benchmark suite of issue 9, short version, tables printed.
+"""``softprompt bench``: the benchmark suite, short version, tables printed.
 
 The suite lives in the source tree's ``benchmarks/`` package (``python -m benchmarks.run``,
 ``nox -s bench``); this command finds it beside an editable install or a checkout and runs
-the same code. Each keras backend runs in a worker process of its own (keras fixes its
-backend per process), so the command itself never imports keras.
+the same code; from an installed package without it, it says in one line how to run
+it from a checkout (exit code 2). Each keras backend runs in a worker process of its own
+(keras fixes its backend per process), so the command itself never imports keras.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ def load_suite():
         if Path(benchmarks.run.__file__).resolve().parent.parent == root:
             return benchmarks.run
     raise ValueError(
-        "the benchmark suite ships with softprompt's source tree (benchmarks/), not with the "
-        f"installed package at {root}: install from a checkout (pip install -e .) and run "
-        "`softprompt bench` or `python -m benchmarks.run` there"
+        f"the benchmarks are not part of the installed package ({root / 'softprompt'} has no "
+        "benchmarks/ beside it): run them from a source checkout, `pip install -e .` there, "
+        "then `softprompt bench` (or `python -m benchmarks.run`)"
     )
 
 

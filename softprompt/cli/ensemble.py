@@ -49,7 +49,7 @@ def ensemble(prompt_files, task, template, target_field, labels, data, split, me
     \b
     Example:
         softprompt ensemble --prompt runs/s0/best.npy --prompt runs/s1/best.npy \\
-            --prompt runs/s2/best.npy --task boolq --data data/BoolQ
+            --prompt runs/s2/best.npy --task boolq --data path/to/BoolQ
     """
     from softprompt.core import ensemble as ens
     from softprompt.core import evaluate as ev

@@ -110,9 +110,9 @@ def evaluate(prompt_file, task, template, target_field, labels, data, split, met
 
     \b
     Example:
-        softprompt eval --prompt runs/boolq/best.npy --data data/BoolQ
-        softprompt eval --prompt official/boolq_prompt --preset t5_base_lm_adapt \\
-            --task boolq --data data/BoolQ --method rank --output metrics.json
+        softprompt eval --prompt runs/boolq/best.npy --data path/to/BoolQ
+        softprompt eval --prompt path/to/official_boolq_prompt --preset ./my-t5-base-lm-adapt \\
+            --task boolq --data path/to/BoolQ --method rank --output metrics.json
     """
     from softprompt.core import evaluate as ev
 

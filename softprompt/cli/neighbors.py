@@ -30,9 +30,9 @@ def neighbors(prompt, preset, k, task, labels, allow_mismatch, output):
 
     \b
     Example:
-        softprompt neighbors runs/boolq/best.npy -k 5
-        softprompt neighbors official/prompt --preset t5_base_lm_adapt --task boolq \\
-            --output neighbors.json
+        softprompt neighbors runs/demo/best.npy -k 5     # after `softprompt train`
+        softprompt neighbors path/to/official_prompt --preset ./my-t5-base-lm-adapt \\
+            --task boolq --output neighbors.json
     """
     from softprompt.core import evaluate as ev
     from softprompt.core.neighbors import nearest_tokens
