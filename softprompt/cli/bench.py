@@ -19,17 +19,22 @@ from softprompt.cli.common import backend_option, user_errors
 
 
 def load_suite():
-    """The ``benchmarks.run`` module of softprompt's source tree."""
+    """The ``benchmarks.run`` module of softprompt's source tree.
+
+    Found by path beside the package (a checkout, an editable install): it is part of the
+    source tree, not a distribution, so it is imported by name only after that check.
+    """
+    import importlib
+
     import softprompt
 
     root = Path(softprompt.__file__).resolve().parent.parent
     if (root / "benchmarks" / "run.py").is_file():
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
-        import benchmarks.run
-
-        if Path(benchmarks.run.__file__).resolve().parent.parent == root:
-            return benchmarks.run
+        run = importlib.import_module("benchmarks.run")
+        if Path(run.__file__).resolve().parent.parent == root:
+            return run
     raise ValueError(
         f"the benchmarks are not part of the installed package ({root / 'softprompt'} has no "
         "benchmarks/ beside it): run them from a source checkout, `pip install -e .` there, "
