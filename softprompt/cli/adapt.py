@@ -66,9 +66,10 @@ def adapt(preset, from_config, style, vocab_size, vocab_model, corpus, steps, ba
 
     \b
     Example:
-        softprompt adapt --preset t5_small_multi --corpus wiki.txt --steps 10000 --out t5_adapted
-        softprompt adapt --from-config tiny --vocab-size 2000 --corpus a.txt --corpus tasks.jsonl \\
-            --steps 5000 --out my_tiny_t5
+        softprompt adapt --preset softprompt_tiny --corpus path/to/text.txt --steps 10000 \\
+            --out my-adapted-t5
+        softprompt adapt --from-config tiny --vocab-size 2000 --corpus path/to/text.txt \\
+            --corpus path/to/tasks.jsonl --steps 5000 --out my-tiny-t5
     """
     from softprompt.core.pretraining.adapt import AdaptConfig
     from softprompt.core.pretraining.adapt import adapt as run_adapt

@@ -35,7 +35,7 @@ def ensemble(prompt_files, method, metric, output, **options):
     \b
     Example:
         softprompt ensemble --prompt runs/s0/best.npy --prompt runs/s1/best.npy \\
-            --prompt runs/s2/best.npy --task boolq --data data/BoolQ
+            --prompt runs/s2/best.npy --task boolq --data path/to/BoolQ
     """
     run = common.load_prompts_on_task(prompt_files, **options)
     from softprompt.core.inference.ensemble import ensemble as run_ensemble

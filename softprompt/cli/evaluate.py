@@ -29,9 +29,9 @@ def evaluate(prompt_file, method, output, **options):
 
     \b
     Example:
-        softprompt eval --prompt runs/boolq/best.npy --data data/BoolQ
-        softprompt eval --prompt official/boolq_prompt --preset t5_base_lm_adapt \\
-            --task boolq --data data/BoolQ --method rank --output metrics.json
+        softprompt eval --prompt runs/boolq/best.npy --data path/to/BoolQ
+        softprompt eval --prompt path/to/official_boolq_prompt --preset ./my-t5-base-lm-adapt \\
+            --task boolq --data path/to/BoolQ --method rank --output metrics.json
     """
     run = common.load_prompts_on_task([prompt_file], **options)
     from softprompt.core.inference.evaluate import evaluate as run_evaluation

@@ -25,7 +25,7 @@ def export(prompt, to, out, prompt_index, base_model):
 
     \b
     Example:
-        softprompt export runs/boolq/best.npy --to peft adapters/boolq
+        softprompt export runs/demo/best.npy --to peft my-adapters/demo   # after the demo
         softprompt export runs/boolq/best.npy --to official exports/boolq_prompt
     """
     from softprompt.core.interop.official import export_official
@@ -53,7 +53,7 @@ def import_(peft_dir, out):
 
     \b
     Example:
-        softprompt import adapters/boolq boolq.npy
+        softprompt import path/to/peft-adapter boolq.npy
     """
     from softprompt.core.interop.peft import import_peft
 

@@ -29,9 +29,9 @@ def neighbors(prompt, preset, k, task, labels, allow_mismatch, output):
 
     \b
     Example:
-        softprompt neighbors runs/boolq/best.npy -k 5
-        softprompt neighbors official/prompt --preset t5_base_lm_adapt --task boolq \\
-            --output neighbors.json
+        softprompt neighbors runs/demo/best.npy -k 5     # after `softprompt train`
+        softprompt neighbors path/to/official_prompt --preset ./my-t5-base-lm-adapt \\
+            --task boolq --output neighbors.json
     """
     from softprompt.core.inference.neighbors import nearest_tokens
     from softprompt.core.inference.prompts import model_for_prompts

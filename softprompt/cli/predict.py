@@ -95,7 +95,7 @@ def predict(prompt_specs, input_path, output, method, batch_size, preset, allow_
     \b
     Example:
         softprompt predict --prompt boolq=runs/boolq/best.npy --prompt rte=runs/rte/best.npy \\
-            --input requests.jsonl --output predictions.jsonl
+            --input path/to/requests.jsonl --output predictions.jsonl
         # requests.jsonl:
         # {"prompt": "boolq", "passage": "...", "question": "..."}
         # {"prompt": "rte", "text": "hypothesis: ... premise: ..."}

@@ -98,10 +98,11 @@ def train(**options):
 
     \b
     Example:
-        softprompt train --preset t5_base_lm_adapt --task boolq --data data/BoolQ \\
+        softprompt train                      # the built-in demo, offline
+        softprompt train --preset ./my-t5-base-lm-adapt --task boolq --data path/to/BoolQ \\
             --out runs/boolq
         softprompt train --task jsonl --template 'review: {text}' --target-field label \\
-            --labels negative,positive --data reviews/ --steps 2000 --eval-every 200
+            --labels negative,positive --data path/to/reviews/ --steps 2000 --eval-every 200
         softprompt train --out runs/boolq --resume
     """
     ctx = click.get_current_context()

@@ -26,8 +26,8 @@ How Hugging Face's T5 maps onto keras-hub's `T5Backbone`:
 
 Example:
     >>> from softprompt.core.interop.hf_t5 import convert_hf_t5
-    >>> convert_hf_t5("checkpoints/t5-base-lm-adapt", "presets/t5-base-lm-adapt")
-    >>> backbone = keras_hub.models.T5Backbone.from_preset("presets/t5-base-lm-adapt")
+    >>> convert_hf_t5("path/to/t5-base-lm-adapt", "./my-t5-base-lm-adapt")
+    >>> backbone = keras_hub.models.T5Backbone.from_preset("./my-t5-base-lm-adapt")
 """
 
 from __future__ import annotations
@@ -298,8 +298,8 @@ def convert_hf_t5(src: str | os.PathLike, out: str | os.PathLike, overwrite: boo
         `out` as a `Path`.
 
     Example:
-        >>> convert_hf_t5("checkpoints/t5-base-lm-adapt", "presets/t5-base-lm-adapt")
-        >>> model = PromptedT5.from_preset("presets/t5-base-lm-adapt", prompt_length=100)
+        >>> convert_hf_t5("path/to/t5-base-lm-adapt", "./my-t5-base-lm-adapt")
+        >>> model = PromptedT5.from_preset("./my-t5-base-lm-adapt", prompt_length=100)
     """
     src, out = Path(src), Path(out)
     if out.exists() and not out.is_dir():

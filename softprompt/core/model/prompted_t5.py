@@ -149,7 +149,7 @@ class PromptedT5(PromptIdentity, PromptCopies, Seq2SeqObjective, keras.Model):
         the prompt stays float32.
 
         Example:
-            >>> model = PromptedT5.from_preset("./t5_lm_adapt_base", prompt_length=100,
+            >>> model = PromptedT5.from_preset("./my-t5-base-lm-adapt", prompt_length=100,
             ...                                init_labels=["True", "False"], seed=0)
         """
         if init is None:

@@ -5,8 +5,8 @@ once; the CLI (``softprompt train``) builds its options from these fields.
 Importing this module is cheap (no keras), so the CLI can read it at start-up.
 
 Example:
-    >>> config = TrainConfig(out="runs/rte", task="rte", data="data/RTE",
-    ...                      preset="t5_base_lm_adapt").validate()
+    >>> config = TrainConfig(out="runs/rte", task="rte", data="path/to/RTE",
+    ...                      preset="./my-t5-base-lm-adapt").validate()
     >>> config.steps, config.lr
     (30000, 0.3)
 """

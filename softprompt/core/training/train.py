@@ -32,8 +32,8 @@ was never stopped (on the same backend and device).
 Example:
     >>> from softprompt.core.training.config import TrainConfig
     >>> from softprompt.core.training.train import train
-    >>> result = train(TrainConfig(out="runs/rte", preset="t5_base_lm_adapt", task="rte",
-    ...                            data="data/RTE", steps=30000))
+    >>> result = train(TrainConfig(out="runs/rte", preset="./my-t5-base-lm-adapt", task="rte",
+    ...                            data="path/to/RTE", steps=30000))
     >>> result.best_step, result.best_score
 """
 
