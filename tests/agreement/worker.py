@@ -180,7 +180,7 @@ class Worker:
         if floor is None:
             yield
             return
-        from softprompt.core import t5_blocks
+        from softprompt.core.model import t5_blocks
 
         original = t5_blocks.attention_core
         maximum = self.keras.ops.maximum

@@ -31,12 +31,12 @@ def test_encode_pairs_cuts_and_keeps_eos(preset_v10):
     """With a real T5 tokenizer: rows cut to the lengths, ``</s>`` kept last, no empty target."""
     import keras_hub
 
-    from softprompt.core import tokens
+    from softprompt.core.text import tokens
 
     tokenizer = keras_hub.models.T5Tokenizer.from_preset(preset_v10)
     eos = tokens.end_token_id(tokenizer)
     long_text, short_text = "the quick brown fox jumps over the lazy dog", "cat"
-    full = tokens.encode(tokenizer, [long_text, short_text, "good"], add_eos=True)
+    full = tokens.tokenize(tokenizer, [long_text, short_text, "good"], add_eos=True)
     assert len(full[0]) > 3 and len(full[1]) <= 3 and len(full[2]) <= 2
     enc = batching.encode_pairs(tokenizer, [(long_text, "good"), (short_text, "")], 3, 2)
     assert enc.inputs[0] == full[0][:2] + [eos]
