@@ -17,7 +17,9 @@ from softprompt.cli.evaluate import echo_table, make_task, task_options, write_j
               type=click.Path(dir_okay=False),
               help="A prompt file; repeat for each member of the ensemble.")
 @task_options
-@click.option("--data", required=True, help="The task's data: a file or its directory.")
+@click.option("--data", default=None,
+              help="The task's data: its files or folder, a saved `datasets` folder, Parquet/"
+                   "CSV/JSONL, or hf://datasets/NAME[:CONFIG] (default: the task's hub dataset).")
 @click.option("--split", default="validation", show_default=True)
 @click.option("--method", type=click.Choice(["decode", "rank"]), default="decode",
               show_default=True,

@@ -82,7 +82,9 @@ def write_json(path, data) -> None:
 @click.option("--prompt", "prompt_file", required=True, type=click.Path(dir_okay=False),
               help="The prompt file (.npy; its .json sidecar names the model).")
 @task_options
-@click.option("--data", required=True, help="The task's data: a file or its directory.")
+@click.option("--data", default=None,
+              help="The task's data: its files or folder, a saved `datasets` folder, Parquet/"
+                   "CSV/JSONL, or hf://datasets/NAME[:CONFIG] (default: the task's hub dataset).")
 @click.option("--split", default="validation", show_default=True, help="Split to evaluate.")
 @click.option("--method", type=click.Choice(["decode", "rank"]), default=None,
               help="Greedy decoding or rank classification (default: as in training).")

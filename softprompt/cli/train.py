@@ -25,10 +25,14 @@ _TASK_ARGS = ("template", "target_field", "labels")
 @click.command("train")
 @backend_option
 @click.option("--preset", default=None,
-              help="The frozen T5: a keras-hub preset name, kaggle:// or hf:// handle, or a "
-                   "local preset directory.")
+              help="The frozen T5: a keras-hub preset name, kaggle:// or hf:// handle, a local "
+                   "preset directory, or a Hugging Face T5 (hf://ORG/NAME or a transformers "
+                   "folder; converted once into softprompt's cache).")
 @task_options
-@click.option("--data", default=None, help="The task's data: a file or its directory.")
+@click.option("--data", default=None,
+              help="The task's data: its files or folder, a saved `datasets` folder, Parquet/"
+                   "CSV/JSONL, or hf://datasets/NAME[:CONFIG] (default: the task's hub "
+                   "dataset, see `softprompt tasks`).")
 @click.option("--prompt-length", type=int, default=100, show_default=True,
               help="Prompt length P.")
 @click.option("--init", type=click.Choice(["class-labels", "sampled-vocab", "uniform", "text",
@@ -88,6 +92,7 @@ def train(**options):
 
     \b
     Example:
+        softprompt train --preset hf://google/t5-base-lm-adapt --task boolq
         softprompt train --preset t5_base_lm_adapt --task boolq --data data/BoolQ \\
             --out runs/boolq
         softprompt train --task jsonl --template 'review: {text}' --target-field label \\
@@ -117,11 +122,11 @@ def train(**options):
             options = demo.configure(dict(options), set(explicit))
         elif not options["task"]:
             raise ValueError("--data needs --task (e.g. --task jsonl --template '...')")
-        elif not options["data"]:
-            raise ValueError(f"--task {options['task']} needs --data")
         values = {field: options[name] for name, field in _FIELDS.items()}
         values["task_args"] = options.get("task_args") or task_args(
             *(options[k] for k in _TASK_ARGS))
+        if not options["data"]:
+            _check_hub_source(options["task"], values["task_args"])
         values["out"] = options["out"]
     config = TrainConfig.from_dict(_absolute(values)).validate()
     check_out(config.out, resume)  # cheap checks first, before the framework starts
@@ -144,6 +149,16 @@ def train(**options):
         click.echo(f"stopped at step {result.step}; continue with: softprompt train "
                    f"--out {result.out} --resume", err=True)
         raise SystemExit(130)
+
+
+def _check_hub_source(task: str, args: dict) -> None:
+    """Without --data the task's hub dataset is read; a task without one needs --data."""
+    from softprompt import tasks
+
+    the_task = tasks.get(task, **args)
+    if the_task.hub is None:
+        raise ValueError(f"--task {task} needs --data (it has no hub dataset)")
+    click.echo(f"data: {the_task.hub.uri} (the task's hub dataset)", err=True)
 
 
 def _absolute(values: dict) -> dict:

@@ -94,6 +94,8 @@ def _base_model_name(meta: dict) -> str | None:
 
         # A preset converted from Hugging Face names the checkpoint PEFT's T5 loads.
         record = conversion_record(preset) if Path(str(preset)).is_dir() else {}
+        if str(preset).startswith("hf://"):  # hf://ORG/NAME[@REV] is ORG/NAME to transformers
+            return str(preset)[len("hf://"):].split("@")[0]
         return record.get("name_or_path") or str(preset)
     return None
 

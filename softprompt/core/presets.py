@@ -3,6 +3,7 @@
 Example:
     >>> resolve_preset("softprompt_tiny")   # a directory inside the installed package
     >>> resolve_preset("./my_preset")       # a local directory, checked to exist
+    >>> resolve_preset("hf://google/t5-base-lm-adapt")  # a Hugging Face T5, converted once
     >>> resolve_preset("t5_base_multi")     # left to keras-hub (built-in / kaggle:// / hf://)
 """
 
@@ -35,13 +36,23 @@ def _keras_hub_names() -> set[str]:
 def resolve_preset(preset: str | os.PathLike) -> str:
     """Return what to hand keras-hub's ``from_preset`` for `preset`.
 
+    A Hugging Face T5 (``hf://ORG/NAME`` or a transformers folder) becomes the
+    keras-hub preset converted from it in softprompt's cache
+    (`softprompt.core.hf_checkpoints.resolve_hf_t5`).
+
     Raises `FileNotFoundError` (one line) for a local path that does not exist
-    or is not a preset directory.
+    or is not a preset directory, `ValueError` for a Hugging Face checkpoint
+    that cannot be fetched or is not a T5.
     """
+    from softprompt.core.hf_checkpoints import resolve_hf_t5
+
     text = str(preset)
     embedded = embedded_presets()
     if text in embedded:
         return str(embedded[text])
+    converted = resolve_hf_t5(text)
+    if converted is not None:
+        return str(converted)
     if "://" in text or text in _keras_hub_names():
         return text
     path = Path(text).expanduser()
