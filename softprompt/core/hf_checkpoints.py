@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -51,7 +50,10 @@ CHECKPOINT_FILES = ("config.json", "spiece.model", "*.safetensors", "model.safet
 BIN_FILES = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
 
 Echo = Callable[[str], None]
-_stderr: Echo = functools.partial(print, file=sys.stderr, flush=True)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)  # sys.stderr as it is now (tests swap it)
 
 
 def cache_dir() -> Path:
