@@ -36,6 +36,8 @@ from typing import Any
 from softprompt.tasks import readers
 
 PREFIX = "hf://datasets/"
+#: The branch where the Hub keeps a Parquet copy of every dataset it can convert.
+PARQUET_EXPORT = "refs/convert/parquet"
 TABLE_SUFFIXES = (".parquet", ".csv")
 
 
@@ -132,8 +134,8 @@ def iter_hub(hub: HubDataset, split: str, columns: Sequence[str] = ()) -> Iterat
         raise ValueError(f"{name} has no {split!r} split for this task")
     datasets = _import_datasets(name)
     try:
-        loaded = datasets.load_dataset(hub.path, hub.config, revision=hub.revision)
-    except (ConnectionError, FileNotFoundError, ValueError, OSError) as err:
+        loaded = _load(datasets, hub)
+    except (ConnectionError, FileNotFoundError, ValueError, OSError, RuntimeError) as err:
         offline = " (offline: HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set)" if _offline() else ""
         raise ValueError(f"{name} [{split}]: cannot be loaded{offline}: {_one_line(err)}") from None
     dataset = readers.select_split(loaded, hub_split, name)
@@ -142,6 +144,17 @@ def iter_hub(hub: HubDataset, split: str, columns: Sequence[str] = ()) -> Iterat
     where = f"{hub.label} [{hub_split}]"
     check_columns(dataset.column_names, columns, where)
     yield from readers.iter_dataset(dataset, where)
+
+
+def _load(datasets, hub: HubDataset):
+    """``load_dataset``; a repository still holding a loading script (which ``datasets`` 4 no
+    longer runs) is read from the Parquet copy the Hub keeps of it (``refs/convert/parquet``)."""
+    try:
+        return datasets.load_dataset(hub.path, hub.config, revision=hub.revision)
+    except RuntimeError as err:
+        if hub.revision is not None or "scripts are no longer supported" not in str(err):
+            raise
+    return datasets.load_dataset(hub.path, hub.config, revision=PARQUET_EXPORT)
 
 
 def check_columns(present: Sequence[str], needed: Sequence[str], where: str) -> None:

@@ -206,3 +206,10 @@ def test_default_cache_folder(monkeypatch):
 
     monkeypatch.delenv("SOFTPROMPT_CACHE", raising=False)
     assert hf_checkpoints.cache_dir() == Path(platformdirs.user_cache_dir("softprompt"))
+
+
+def test_peft_export_names_the_hub_repository():
+    from softprompt.core.peft_format import _base_model_name
+
+    meta = {"backbone": {"preset": "hf://google/t5-base-lm-adapt@main"}}
+    assert _base_model_name(meta) == "google/t5-base-lm-adapt"

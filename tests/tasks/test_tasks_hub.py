@@ -431,3 +431,20 @@ def test_qqp_training_split_skips_malformed_rows_with_one_warning(write):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean file warns about nothing
         task.read(write("QQP/train.tsv", QQP_HEADER + "1\t1\t2\ta\tb\t1\n"), "train")
+
+
+def test_a_repository_with_a_loading_script_is_read_from_its_parquet_copy(hub, monkeypatch):
+    """`datasets` 4 no longer runs loading scripts; the Hub keeps a Parquet copy of such a
+    dataset under refs/convert/parquet, which is read instead."""
+    publish_dataset({"validation": dataset("boolq", CASES["boolq"][1])}, "aps/super_glue", "boolq")
+    real, asked = datasets.load_dataset, []
+
+    def load_dataset(path, name=None, revision=None, **kwargs):
+        asked.append(revision)
+        if revision is None:
+            raise RuntimeError("Dataset scripts are no longer supported, but found super_glue.py")
+        return real(path, name, **kwargs)  # the cached rows stand in for the Parquet copy
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    assert len(tasks.get("boolq").read(None, "validation")) == 2
+    assert asked == [None, "refs/convert/parquet"]
