@@ -35,7 +35,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "softprompt"
 ROOT = "softprompt"
 
 #: The rooms of ``core/``, lowest first: each may import itself and the ones before it.
-CORE_ROOMS = ("io", "text", "model", "interop", "inference", "training", "pretraining")
+CORE_ROOMS = ("io", "text", "interop", "model", "inference", "training", "pretraining")
 #: Rooms that read tasks (`softprompt.tasks`); the ones below them take formatted text.
 TASK_ROOMS = {"inference", "training", "demo"}
 FRAMEWORKS = {"jax", "jaxlib", "torch", "tensorflow", "tf_keras", "flax"}
@@ -45,7 +45,7 @@ EXTERNAL = {
     "io": _CORE,
     "text": _CORE,
     "model": _CORE,
-    "interop": _CORE | {"safetensors"},
+    "interop": _CORE | {"safetensors", "huggingface_hub", "filelock", "platformdirs"},
     "inference": _CORE,
     "training": _CORE | {"tensorboard", "matplotlib"},
     "pretraining": _CORE | {"sentencepiece"},

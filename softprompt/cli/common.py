@@ -210,7 +210,10 @@ def prompts_on_task_options(f):
     """
     for option in reversed([
         task_options,
-        click.option("--data", required=True, help="The task's data: a file or its directory."),
+        click.option("--data", default=None,
+                     help="The task's data: its files or folder, a saved `datasets` folder, "
+                          "Parquet/CSV/JSONL, or hf://datasets/NAME[:CONFIG] (default: the "
+                          "task's hub dataset)."),
         click.option("--split", default="validation", show_default=True,
                      help="Split to evaluate."),
         click.option("--batch-size", type=int, default=None,

@@ -37,7 +37,7 @@ def hf_t5(src, out, overwrite, dtype):
         softprompt train --preset ./my-t5-base-lm-adapt --task boolq --data path/to/BoolQ
     """
     from softprompt.core.interop.hf_t5 import convert_hf_t5
-    from softprompt.core.io.presets import conversion_record
+    from softprompt.core.interop.hf_t5 import conversion_record
 
     path = convert_hf_t5(src, out, overwrite=overwrite, dtype=dtype)
     record = conversion_record(path)

@@ -25,6 +25,7 @@ COMMANDS = {
     "import": "softprompt.cli.interop:import_",
     "adapt": "softprompt.cli.adapt:adapt",
     "bench": "softprompt.cli.bench:bench",
+    "tasks": "softprompt.cli.tasks:tasks",
 }
 
 

@@ -48,9 +48,13 @@ def config_option(name: str, **kwargs):
 @click.command("train")
 @backend_option
 @config_option("preset", help="The frozen T5: a keras-hub preset name, kaggle:// or hf:// "
-                              "handle, or a local preset directory.")
+                              "handle, a local preset directory, or a Hugging Face T5 "
+                              "(hf://ORG/NAME or a transformers folder; converted once into "
+                              "softprompt's cache).")
 @task_options
-@config_option("data", help="The task's data: a file or its directory.")
+@config_option("data", help="The task's data: its files or folder, a saved `datasets` folder, "
+                            "Parquet/CSV/JSONL, or hf://datasets/NAME[:CONFIG] (default: the "
+                            "task's hub dataset, see `softprompt tasks`).")
 @config_option("prompt_length", type=int, help="Prompt length P.")
 @config_option("init", type=click.Choice(INITS),
                help="Prompt initialization (default: class-labels when the task has labels, "
@@ -104,6 +108,7 @@ def train(**options):
         softprompt train --task jsonl --template 'review: {text}' --target-field label \\
             --labels negative,positive --data path/to/reviews/ --steps 2000 --eval-every 200
         softprompt train --out runs/boolq --resume
+        softprompt train --preset hf://google/t5-base-lm-adapt --task boolq
     """
     ctx = click.get_current_context()
     explicit = {name for name in options
@@ -124,7 +129,7 @@ def train(**options):
         elif not options["task"]:
             raise ValueError("--data needs --task (e.g. --task jsonl --template '...')")
         elif not options["data"]:
-            raise ValueError(f"--task {options['task']} needs --data")
+            _check_hub_source(options["task"], task_args(*(options[k] for k in _TASK_ARGS)))
         values = {name: options[name] for name in _FIELDS}
         values["task_args"] = options.get("task_args") or task_args(
             *(options[k] for k in _TASK_ARGS))
@@ -169,6 +174,16 @@ def _start_backend(devices, dtype) -> None:
     if adapter.needs_launch(devices):
         raise SystemExit(adapter.launch(devices, sys.argv))
     adapter.configure(dtype=dtype)
+
+
+def _check_hub_source(task: str, args: dict) -> None:
+    """Without --data the task's hub dataset is read; a task without one needs --data."""
+    from softprompt import tasks
+
+    the_task = tasks.get(task, **args)
+    if the_task.hub is None:
+        raise ValueError(f"--task {task} needs --data (it has no hub dataset)")
+    click.echo(f"data: {the_task.hub.uri} (the task's hub dataset)", err=True)
 
 
 def _demo():

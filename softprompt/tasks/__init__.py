@@ -9,6 +9,8 @@ True
 
 Registered: the SuperGLUE tasks (``boolq cb copa multirc record rte wic wsc``), GLUE's ``sst2
 mrpc qqp``, ``squad``, ``mrqa/<dataset>`` and ``jsonl`` (a user's own data). `register` adds more.
+``Task.read`` takes the distributed files, a task's hub dataset (``read(None, split)``) and the
+other sources in `softprompt.tasks.sources`; `softprompt.tasks.catalog` describes the tasks.
 """
 
 from softprompt.tasks import glue, jsonl, qa, superglue  # noqa: F401  (they register the tasks)

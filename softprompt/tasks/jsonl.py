@@ -7,7 +7,9 @@ This is how people bring their own data::
     train = task.read("reviews/", "train")     # reviews/train.jsonl
 
 ``path`` is a ``.jsonl`` (or ``.jsonl.gz``) file, or a directory holding ``train.jsonl``,
-``validation.jsonl`` (or ``val.jsonl`` / ``dev.jsonl``) and ``test.jsonl``.
+``validation.jsonl`` (or ``val.jsonl`` / ``dev.jsonl``) and ``test.jsonl``; Parquet and CSV files
+(or folders of them), datasets saved with ``save_to_disk`` and ``hf://datasets/NAME[:CONFIG]``
+work too (`softprompt.tasks.sources`), a ``ClassLabel`` target read as its label name.
 
 With ``labels`` it is a classification task: the target field holds a label string, a class
 index into ``labels`` or a JSON boolean (for ``True``/``False`` labels); metrics ``accuracy`` and
@@ -78,6 +80,13 @@ class JsonlTask(Task):
             raise ValueError(
                 f"main_metric={main_metric!r}: this task reports {', '.join(reported)}"
             )
+        self.metric_names = (self.main_metric,) + tuple(m for m in reported if m != self.main_metric)
+        self.input_format = self.template
+        self.title = "your own task: a template over JSONL/Parquet/CSV fields"
+        self.target_format = f"the {self.target_field!r} field"
+
+    def columns(self, split: str) -> tuple[str, ...]:
+        return tuple(self.template_fields) + (() if split == "test" else (self.target_field,))
 
     def _from_saved(self, row: dict, where: str, split: str) -> list[Example]:
         for name in self.template_fields:

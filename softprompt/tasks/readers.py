@@ -27,14 +27,22 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 SPLITS = ("train", "validation", "test")
+
+
+class DataWarning(UserWarning):
+    """Rows of a source passed over on purpose (e.g. QQP's malformed training rows)."""
+
+
 _SPLIT_ALIASES = {"val": "validation", "dev": "validation", "valid": "validation"}
 
 _KIND_NAMES = {str: "string", int: "integer", list: "list", dict: "JSON object"}
+_ARTICLE = {"integer": "an"}
 
 
 def normalize_split(split: str) -> str:
@@ -80,12 +88,15 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
         yield where, record
 
 
-def iter_tsv(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[str, dict]]:
+def iter_tsv(
+    path: str | Path, required: Sequence[str] = (), skipped: list[str] | None = None
+) -> Iterator[tuple[str, dict]]:
     """Yields ``(where, row)`` for each data line of a TSV file with a header line.
 
     Fields are split on tabs only, with no quoting (GLUE's files contain bare quote characters,
     and TFDS reads them with ``csv.QUOTE_NONE`` too). ``required`` columns must be in the header.
-    A row with a different number of fields than the header is an error naming the line.
+    A row with a different number of fields than the header is an error naming the line, or,
+    when a ``skipped`` list is given, passed over with its location appended to that list.
     """
     path = Path(path)
     header: list[str] | None = None
@@ -104,6 +115,9 @@ def iter_tsv(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[s
             continue
         where = f"{path}, line {lineno}"
         cells = line.split("\t")
+        if len(cells) != len(header) and skipped is not None:
+            skipped.append(where)
+            continue
         if len(cells) != len(header):
             raise ValueError(
                 f"{where}: expected {len(header)} tab-separated fields "
@@ -132,22 +146,30 @@ def field(record: Any, key: str, where: str, kind: type = str, prefix: str = "")
     """Returns ``record[key]``, checked to exist and to be of ``kind``.
 
     ``prefix`` is the JSON path of ``record`` inside the source record (``"passage."``) so that
-    the message names the field as the file spells it.
+    the message names the field as the file spells it. An integer may be written as decimal
+    digits (as a CSV file holds every value).
     """
     name = f"{prefix}{key}"
     if not isinstance(record, dict) or key not in record or record[key] is None:
         raise ValueError(f"{where}: missing field {name!r}")
     value = record[key]
+    if kind is int and isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        return int(value)
     if kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:
         ok = isinstance(value, kind)
     if not ok:
         raise ValueError(
-            f"{where}: field {name!r} must be a {_KIND_NAMES.get(kind, kind.__name__)}, "
+            f"{where}: field {name!r} must be {_article(kind)}, "
             f"found {type(value).__name__}"
         )
     return value
+
+
+def _article(kind: type) -> str:
+    noun = _KIND_NAMES.get(kind, kind.__name__)
+    return f"{_ARTICLE.get(noun, 'a')} {noun}"
 
 
 def locate(
@@ -206,26 +228,40 @@ def iter_saved_dataset(path: str | Path, split: str) -> Iterator[tuple[str, dict
             f"{path}: a dataset saved with `datasets`, but the `datasets` package is not "
             f"installed (pip install datasets)"
         ) from None
-    loaded = datasets.load_from_disk(str(path))
-    if hasattr(loaded, "keys") and not hasattr(loaded, "features"):
-        keys = list(loaded.keys())
-        names = [split] + [k for k, v in _SPLIT_ALIASES.items() if v == split]
-        found = next((k for k in names if k in keys), None)
-        if found is None:
-            raise FileNotFoundError(
-                f"{path}: saved dataset has no split {split!r} (it has {', '.join(keys)})"
-            )
-        loaded = loaded[found]
-    features = getattr(loaded, "features", None) or {}
+    loaded = select_split(datasets.load_from_disk(str(path)), split, f"{path}: saved dataset")
+    yield from iter_dataset(loaded, f"{path} [{split}]")
+
+
+def select_split(loaded: Any, split: str, name: str) -> Any:
+    """The ``split`` of a ``DatasetDict`` (``validation`` also found as ``val``/``dev``/…); a
+    single ``Dataset`` is returned as it is. ``name`` starts the error message.
+
+    Raises:
+        FileNotFoundError: the dict has no such split (the message lists those it has).
+    """
+    if not (hasattr(loaded, "keys") and not hasattr(loaded, "features")):
+        return loaded
+    keys = list(loaded.keys())
+    names = [split] + [k for k, v in _SPLIT_ALIASES.items() if v == split]
+    found = next((k for k in names if k in keys), None)
+    if found is None:
+        raise FileNotFoundError(f"{name} has no split {split!r} (it has {', '.join(keys)})")
+    return loaded[found]
+
+
+def iter_dataset(dataset: Any, where: str) -> Iterator[tuple[str, dict]]:
+    """Yields ``(f"{where}, row {i}", row)`` for each row of a `datasets.Dataset`, its
+    ``ClassLabel`` columns as label names (``-1``, "no label", as ``None``)."""
+    features = getattr(dataset, "features", None) or {}
     label_names = {
         name: list(feature.names)
         for name, feature in dict(features).items()
         if getattr(feature, "names", None) is not None
     }
-    for i, row in enumerate(loaded):
+    for i, row in enumerate(dataset):
         row = dict(row)
         for name, names in label_names.items():
             value = row.get(name)
             if isinstance(value, int) and not isinstance(value, bool):
                 row[name] = names[value] if 0 <= value < len(names) else None
-        yield f"{path} [{split}], row {i}", row
+        yield f"{where}, row {i}", row

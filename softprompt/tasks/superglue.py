@@ -15,9 +15,18 @@ Formats, checked against T5's ``preprocessors.glue``/``record``/``wsc_simple`` a
 - wsc: the text with the pronoun marked ``*he*`` → the candidate referent's text
 
 Metrics as T5 reports them: ``accuracy``; CB ``f1_multiclass`` and ``accuracy``; MultiRC ``f1a``
-and ``exact_match``; ReCoRD ``em`` and ``f1``. Deliberate differences from T5:
+and ``exact_match``; ReCoRD ``em`` and ``f1``. ``evaluate`` also reports T5's own names where they
+differ: CB's ``mean_3class_f1`` (= ``f1_multiclass``) and MultiRC's ``f1`` (= ``f1a``, the
+SuperGLUE name for the F1 over all answer-options).
 
-- MultiRC's F1 over all answer-options is named ``f1a`` (SuperGLUE's name; T5 calls it ``f1``).
+The hub's ``aps/super_glue`` (the Hugging Face ``super_glue`` builder) holds the same rows in
+flat form: MultiRC one row per answer-option (``paragraph``, ``question``, ``answer``, ``idx``
+with ``paragraph``/``question``/``answer``), ReCoRD one row per query with the ``entities`` and
+``answers`` strings, WSC as ``wsc.fixed`` (the span fixes below already applied), labels as
+``ClassLabel`` indices in the order of ``labels`` here (``-1`` on the unlabeled test split). Both
+forms read into the same examples; tests compare the formatted outputs.
+
+Deliberate differences from T5:
 - ReCoRD examples are one per query (T5 repeats the query once per answer and deduplicates
   before scoring; the scores are the same). ``train_examples`` expands to one per answer.
 - WSC: the pronoun is found at ``span2_index`` or, when the index is off (a few WSC lines), at
@@ -33,6 +42,7 @@ import re
 from softprompt.tasks import metrics, readers
 from softprompt.tasks.base import Example, Task, register
 from softprompt.tasks.classification import ClassificationTask
+from softprompt.tasks.sources import HubDataset
 
 FILES = {
     "train": ("train.jsonl",),
@@ -42,23 +52,35 @@ FILES = {
 BOOL = ["False", "True"]
 
 
+def _hub(config: str) -> HubDataset:
+    """SuperGLUE on the Hugging Face Hub (``super_glue`` redirects to ``aps/super_glue``)."""
+    return HubDataset("aps/super_glue", config)
+
+
 @register("boolq")
 class BoolQ(ClassificationTask):
     """BoolQ: yes/no questions about a Wikipedia passage."""
 
+    title = "SuperGLUE BoolQ: a yes/no question about a Wikipedia passage"
     fields = ("passage", "question")
     labels = BOOL
-    filenames, folders = FILES, ("BoolQ",)
+    filenames, folders, hub = FILES, ("BoolQ",), _hub("boolq")
+    sample = {"question": "is the sun a star", "idx": 0, "label": 1,
+              "passage": "The Sun is the star at the centre of the Solar System."}
 
 
 @register("cb")
 class CB(ClassificationTask):
     """CommitmentBank: three-way entailment; T5 reports the mean per-class F1 first."""
 
+    title = "SuperGLUE CommitmentBank: does the premise commit to the hypothesis (3-way)"
     fields = ("hypothesis", "premise")
     labels = ["entailment", "contradiction", "neutral"]
     metric_names = ("f1_multiclass", "accuracy")
-    filenames, folders = FILES, ("CB",)
+    t5_metric_names = {"f1_multiclass": "mean_3class_f1"}
+    filenames, folders, hub = FILES, ("CB",), _hub("cb")
+    sample = {"premise": "Mary said she might come to the party, but she did not promise it.",
+              "hypothesis": "Mary will come to the party", "idx": 0, "label": 2}
 
 
 @register("copa")
@@ -66,27 +88,37 @@ class COPA(ClassificationTask):
     """COPA: which choice is the cause/effect of the premise; the targets are the field names
     ``choice1``/``choice2`` (as T5), so rank classification scores those two words."""
 
+    title = "SuperGLUE COPA: which choice is the cause/effect of the premise"
     fields = ("choice1", "choice2", "premise", "question")
     labels = ["choice1", "choice2"]
-    filenames, folders = FILES, ("COPA",)
+    filenames, folders, hub = FILES, ("COPA",), _hub("copa")
+    sample = {"premise": "The pond froze over.", "choice1": "The weather was very cold.",
+              "choice2": "The fish swam quickly.", "question": "cause", "idx": 0, "label": 0}
 
 
 @register("rte")
 class RTE(ClassificationTask):
     """Recognizing Textual Entailment, two-way."""
 
+    title = "SuperGLUE RTE: does the premise entail the hypothesis"
     fields = ("hypothesis", "premise")
     labels = ["entailment", "not_entailment"]
-    filenames, folders = FILES, ("RTE",)
+    filenames, folders, hub = FILES, ("RTE",), _hub("rte")
+    sample = {"premise": "The museum, opened in 1990, holds two thousand paintings.",
+              "hypothesis": "The museum opened in 1990.", "idx": 0, "label": 0}
 
 
 @register("wic")
 class WiC(ClassificationTask):
     """Word-in-Context: is ``word`` used in the same sense in both sentences."""
 
+    title = "SuperGLUE WiC: is the word used in the same sense in both sentences"
     fields = ("sentence1", "sentence2", "word")
     labels = BOOL
-    filenames, folders = FILES, ("WiC",)
+    filenames, folders, hub = FILES, ("WiC",), _hub("wic")
+    sample = {"word": "bank", "sentence1": "She sat on the bank of the river.",
+              "sentence2": "He paid the money into the bank.", "start1": 14, "end1": 18,
+              "start2": 25, "end2": 29, "idx": 0, "label": 0}
 
 
 @register("multirc")
@@ -94,12 +126,20 @@ class MultiRC(ClassificationTask):
     """MultiRC: one example per answer-option (``read`` flattens ``passage.questions[].answers[]``);
     ``exact_match`` groups the options by question."""
 
+    title = "SuperGLUE MultiRC: is this answer to a question about the paragraph correct"
     fields = ("question", "answer", "paragraph")
     labels = BOOL
     metric_names = ("f1a", "exact_match")
-    filenames, folders = FILES, ("MultiRC",)
+    t5_metric_names = {"f1a": "f1"}
+    filenames, folders, hub = FILES, ("MultiRC",), _hub("multirc")
+    sample = {"paragraph": "<b>Sent 1: </b>Anna planted tomatoes in May.<br><b>Sent 2: </b>By "
+                           "August the plants were taller than her.<br>",
+              "question": "When did Anna plant the tomatoes?", "answer": "In May",
+              "idx": {"paragraph": 0, "question": 0, "answer": 0}, "label": 1}
 
     def _from_record(self, record: dict, where: str, split: str) -> list[Example]:
+        if "passage" not in record and "paragraph" in record:  # a hub row, one per answer
+            return self._from_saved(record, where, split)
         passage = readers.field(record, "passage", where, dict)
         text = readers.field(passage, "text", where, str, "passage.")
         questions = readers.field(passage, "questions", where, list, "passage.")
@@ -152,9 +192,22 @@ class ReCoRD(Task):
 
     labels = None
     main_metric = "em"
-    filenames, folders = FILES, ("ReCoRD",)
+    metric_names = ("em", "f1")
+    title = "SuperGLUE ReCoRD: the passage entity that fills @placeholder in the query"
+    input_format = "query: {query} entities: {entities} passage: {passage}"
+    target_format = "a gold entity (one training example per answer)"
+    filenames, folders, hub = FILES, ("ReCoRD",), _hub("record")
+    sample = {"passage": "Lee Adams won the city marathon on Sunday.\n@highlight\nAdams broke "
+                         "the course record", "query": "@placeholder crossed the line first.",
+              "entities": ["Adams", "Lee Adams"], "answers": ["Adams", "Lee Adams"],
+              "idx": {"passage": 0, "query": 0}}
+
+    def columns(self, split: str) -> tuple[str, ...]:
+        return ("passage", "query", "entities") + (() if split == "test" else ("answers",))
 
     def _from_record(self, record: dict, where: str, split: str) -> list[Example]:
+        if isinstance(record.get("passage"), str):  # a hub row, one per query
+            return self._from_saved(record, where, split)
         passage = readers.field(record, "passage", where, dict)
         text = readers.field(passage, "text", where, str, "passage.")
         entities = set()
@@ -249,14 +302,28 @@ class WSC(Task):
     To score, ``postprocess`` asks whether the generated text names the candidate (T5's fuzzy
     match: case and determiners ignored, either word set inside the other, a possessive only
     matching a possessive) and returns ``"True"``/``"False"``; ``accuracy`` compares that with the
-    gold label.
+    gold label. An empty prediction (nothing but determiners or whitespace) is `INVALID`, wrong
+    whatever the label, as in T5.
     """
 
     labels = None
     main_metric = "accuracy"
+    title = "SuperGLUE WSC (T5's wsc_simple): the referent of the marked pronoun"
+    input_format = "{text} with the pronoun span2_text marked *like this*"
+    target_format = "span1_text; scored True/False by whether the output names it"
     filenames, folders = FILES, ("WSC",)
+    hub = _hub("wsc.fixed")  # the configuration T5's wsc_simple tasks read
+    sample = {"text": "Anna thanked Beth because she had helped with the move.",
+              "span1_index": 2, "span1_text": "Beth", "span2_index": 4, "span2_text": "she",
+              "idx": 0, "label": 1}
+
+    def columns(self, split: str) -> tuple[str, ...]:
+        spans = ("text", "span1_text", "span1_index", "span2_text", "span2_index")
+        return spans + (() if split == "test" else ("label",))
 
     def _from_record(self, record: dict, where: str, split: str) -> list[Example]:
+        if "target" not in record and "span2_text" in record:  # a hub row
+            return self._from_saved(record, where, split)
         target = readers.field(record, "target", where, dict)
         row = {**record, **target}
         return self._from_saved(row, where, split, prefix="target.")
@@ -290,6 +357,11 @@ class WSC(Task):
         return None
 
     def postprocess(self, text: str, example: Example) -> str:
+        """``"True"``/``"False"``: does ``text`` name the candidate; `INVALID` (never a gold
+        label, so never right) when nothing is left of it but determiners and whitespace, as
+        T5's ``wsc_simple`` returns -1 then."""
+        if not _clean_referent(text):
+            return INVALID
         return "True" if names_referent(text, self._text(example, "span1_text")) else "False"
 
     def train_examples(self, examples):
@@ -338,13 +410,21 @@ _DETERMINERS = frozenset(
 )
 
 
+#: What `WSC.postprocess` returns for a prediction that names nothing (T5's -1).
+INVALID = "invalid"
+
+
+def _clean_referent(s: str) -> str:
+    return " ".join(w for w in s.strip().lower().split(" ") if w not in _DETERMINERS)
+
+
 def names_referent(prediction: str, referent: str) -> bool:
-    """T5's ``postprocessors.wsc_simple`` test: does ``prediction`` name ``referent``?"""
+    """T5's ``postprocessors.wsc_simple`` test: does ``prediction`` name ``referent``?
 
-    def clean(s: str) -> str:
-        return " ".join(w for w in s.strip().lower().split(" ") if w not in _DETERMINERS)
-
-    prediction, referent = clean(prediction), clean(referent)
+    >>> names_referent("the blue cup", "The cup"), names_referent("Jo's", "Jo")
+    (True, False)
+    """
+    prediction, referent = _clean_referent(prediction), _clean_referent(referent)
     if ("'" in prediction) != ("'" in referent):
         return False
     p, r = set(prediction.split(" ")), set(referent.split(" "))

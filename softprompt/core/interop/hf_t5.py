@@ -49,7 +49,9 @@ from softprompt.core.interop.hf_checkpoint import (
 )
 from softprompt.core.io.atomic import atomic_directory
 from softprompt.core.io.json_files import read_directory_json
-from softprompt.core.io.presets import CONVERSION_FILE
+
+#: Written into a converted preset directory beside keras-hub's files.
+CONVERSION_FILE = "conversion.json"
 
 _ACCEPTED_MODEL_TYPES = ("t5", "mt5")  # mT5 is the T5 1.1 architecture with another vocabulary.
 #: HF activation name (``dense_act_fn``) -> keras activation name.
@@ -330,3 +332,14 @@ def convert_hf_t5(src: str | os.PathLike, out: str | os.PathLike, overwrite: boo
         record.update(source=str(src.resolve()), tie_embedding_weights=info["tied"])
         (tmp / CONVERSION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
     return out
+
+
+def conversion_record(preset: str | os.PathLike) -> dict:
+    """The ``conversion.json`` of a converted preset directory ({} when there is none)."""
+    path = Path(preset) / CONVERSION_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}

@@ -34,7 +34,7 @@ from softprompt.core.interop.official import carried_metadata, prompt_and_meta, 
 from softprompt.core.interop.weights import SafetensorsWeights
 from softprompt.core.io.atomic import atomic_write
 from softprompt.core.io.json_files import read_directory_json
-from softprompt.core.io.presets import conversion_record
+from softprompt.core.interop.hf_t5 import conversion_record
 from softprompt.core.io.prompt_files import OWN_KEYS, save_prompt
 
 CONFIG_FILE = "adapter_config.json"
@@ -55,6 +55,8 @@ def _base_model_name(meta: dict) -> str | None:
     if preset:
         # A preset converted from Hugging Face names the checkpoint PEFT's T5 loads.
         record = conversion_record(preset) if Path(str(preset)).is_dir() else {}
+        if str(preset).startswith("hf://"):  # hf://ORG/NAME[@REV] is ORG/NAME to transformers
+            return str(preset)[len("hf://"):].split("@")[0]
         return record.get("name_or_path") or str(preset)
     return None
 

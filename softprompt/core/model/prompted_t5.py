@@ -18,7 +18,7 @@ import keras_hub
 import numpy as np
 from keras import ops
 
-from softprompt.core.io.presets import resolve_preset
+from softprompt.core.interop.presets import resolve_preset
 from softprompt.core.model.copies import PromptCopies
 from softprompt.core.model.dropout import set_dropout
 from softprompt.core.model.identity import PromptIdentity

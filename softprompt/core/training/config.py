@@ -36,7 +36,8 @@ class TrainConfig:
     Args:
         out: the run directory.
         task: a registered task name (`softprompt.tasks.get`).
-        data: the task's data (a file or directory `Task.read` accepts).
+        data: the task's data (anything `Task.read` accepts: files, a folder, a saved
+            dataset, ``hf://datasets/NAME[:CONFIG]``); ``None``: the task's hub dataset.
         preset: the frozen model (anything `PromptedT5.from_preset` accepts).
         task_args: keyword arguments of the task (``template``, ``target_field``,
             ``labels`` for ``jsonl``).
@@ -117,7 +118,10 @@ class TrainConfig:
         if not self.task:
             raise ValueError("no task given: name one (e.g. boolq, or jsonl for your own data)")
         if not self.data:
-            raise ValueError(f"no data given for task {self.task!r}")
+            from softprompt import tasks
+
+            if tasks.get(self.task, **self.task_args).hub is None:
+                raise ValueError(f"no data given for task {self.task!r} (it has no hub dataset)")
         if not self.preset:
             raise ValueError("no preset given: name the frozen T5 model to prompt")
         return self

@@ -144,7 +144,8 @@ class Run:
         self.task = tasks.get(config.task, **config.task_args)
         train_examples = self.task.train_examples(self.task.read(config.data, "train"))
         if not train_examples:
-            raise ValueError(f"task {config.task!r} has no training examples in {config.data}")
+            where = config.data or self.task.hub.label
+            raise ValueError(f"task {config.task!r} has no training examples in {where}")
         self.dev = self.task.read(config.data, config.eval_split)
         self.metric = check_metric(self.task, self.dev, config.metric)
         return train_examples

@@ -1,11 +1,12 @@
 """Where a preset name points: keras-hub names, local dirs, and presets shipped with softprompt.
 
 A preset converted from a Hugging Face checkpoint (`softprompt.core.interop.hf_t5`)
-records where it came from in ``conversion.json`` (`conversion_record`).
+records where it came from in ``conversion.json`` (`hf_t5.conversion_record`).
 
 Example:
     >>> resolve_preset("softprompt_tiny")   # a directory inside the installed package
     >>> resolve_preset("./my_preset")       # a local directory, checked to exist
+    >>> resolve_preset("hf://google/t5-base-lm-adapt")  # a Hugging Face T5, converted once
     >>> resolve_preset("t5_base_multi")     # left to keras-hub (built-in / kaggle:// / hf://)
 """
 
@@ -16,8 +17,6 @@ import os
 from pathlib import Path
 
 PACKAGE_PRESETS = Path(__file__).resolve().parents[2] / "presets"
-#: Written into a converted preset directory beside keras-hub's files.
-CONVERSION_FILE = "conversion.json"
 
 
 def embedded_presets() -> dict[str, Path]:
@@ -42,13 +41,23 @@ def _keras_hub_names() -> set[str]:
 def resolve_preset(preset: str | os.PathLike) -> str:
     """Return what to hand keras-hub's ``from_preset`` for `preset`.
 
+    A Hugging Face T5 (``hf://ORG/NAME`` or a transformers folder) becomes the
+    keras-hub preset converted from it in softprompt's cache
+    (`softprompt.core.interop.hf_hub.resolve_hf_t5`).
+
     Raises `FileNotFoundError` (one line) for a local path that does not exist
-    or is not a preset directory.
+    or is not a preset directory, `ValueError` for a Hugging Face checkpoint
+    that cannot be fetched or is not a T5.
     """
+    from softprompt.core.interop.hf_hub import resolve_hf_t5
+
     text = str(preset)
     embedded = embedded_presets()
     if text in embedded:
         return str(embedded[text])
+    converted = resolve_hf_t5(text)
+    if converted is not None:
+        return str(converted)
     if "://" in text or text in _keras_hub_names():
         return text
     path = Path(text).expanduser()
@@ -61,14 +70,3 @@ def resolve_preset(preset: str | os.PathLike) -> str:
     if not path.is_dir() or not (path / "config.json").is_file():
         raise FileNotFoundError(f"preset directory {text} has no config.json (not a keras-hub preset)")
     return str(path)
-
-
-def conversion_record(preset: str | os.PathLike) -> dict:
-    """The ``conversion.json`` of a converted preset directory ({} when there is none)."""
-    path = Path(preset) / CONVERSION_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}
