@@ -36,8 +36,7 @@ def hf_t5(src, out, overwrite, dtype):
         softprompt convert hf-t5 path/to/t5-base-lm-adapt ./my-t5-base-lm-adapt
         softprompt train --preset ./my-t5-base-lm-adapt --task boolq --data path/to/BoolQ
     """
-    from softprompt.core.interop.hf_t5 import convert_hf_t5
-    from softprompt.core.interop.hf_t5 import conversion_record
+    from softprompt.core.interop.hf_t5 import conversion_record, convert_hf_t5
 
     path = convert_hf_t5(src, out, overwrite=overwrite, dtype=dtype)
     record = conversion_record(path)

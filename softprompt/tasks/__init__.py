@@ -13,7 +13,7 @@ mrpc qqp``, ``squad``, ``mrqa/<dataset>`` and ``jsonl`` (a user's own data). `re
 other sources in `softprompt.tasks.sources`; `softprompt.tasks.catalog` describes the tasks.
 """
 
-from softprompt.tasks import glue, jsonl, qa, superglue  # noqa: F401  (they register the tasks)
+from softprompt.tasks import glue, jsonl, qa, superglue, superglue_spans  # noqa: F401 (register)
 from softprompt.tasks.base import Task, get, names, register
 
 __all__ = ["Task", "get", "names", "register"]

@@ -381,7 +381,7 @@ def test_bad_paths(tmp_path, write, one_line):
 
 
 def test_wsc_prefers_the_word_at_the_index_ignoring_case():
-    from softprompt.tasks.superglue import mark_pronoun
+    from softprompt.tasks.superglue_spans import mark_pronoun
 
     # "He" occurs at word 0 too, but word 2 is the pronoun meant
     assert mark_pronoun("He said he would come.", "He", 2) == "He said *he* would come."

@@ -41,8 +41,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from softprompt.core.io.atomic import atomic_write
 from softprompt.core.interop.hf_t5 import CONVERSION_FILE, convert_hf_t5
+from softprompt.core.io.atomic import atomic_write
 
 T5_MODEL_TYPES = ("t5", "mt5")
 #: The files of a transformers T5 the converter reads (safetensors first; .bin only without).

@@ -30,11 +30,11 @@ import numpy as np
 from safetensors.numpy import save
 
 from softprompt.backends.torch_pickle import read_torch_weights
+from softprompt.core.interop.hf_t5 import conversion_record
 from softprompt.core.interop.official import carried_metadata, prompt_and_meta, select_prompt
 from softprompt.core.interop.weights import SafetensorsWeights
 from softprompt.core.io.atomic import atomic_write
 from softprompt.core.io.json_files import read_directory_json
-from softprompt.core.interop.hf_t5 import conversion_record
 from softprompt.core.io.prompt_files import OWN_KEYS, save_prompt
 
 CONFIG_FILE = "adapter_config.json"

@@ -70,8 +70,8 @@ import numpy as np
 from keras import ops
 
 from softprompt import backends
-from softprompt.core.io.atomic import atomic_directory, atomic_write
 from softprompt.core.interop.presets import resolve_preset
+from softprompt.core.io.atomic import atomic_directory, atomic_write
 from softprompt.core.model.loss import seq2seq_loss, token_losses
 from softprompt.core.model.t5_blocks import lm_head
 from softprompt.core.pretraining import scratch
