@@ -13,6 +13,8 @@ import sys
 import click
 
 from softprompt.backends.base import DTYPES
+from softprompt.core.disk_space import DiskFull
+from softprompt.core.run_lock import RunFolderBusy
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -89,9 +91,10 @@ def debug_option(f):
 def user_errors(f):
     """Turn the errors a user can cause into one-line messages with exit code 2.
 
-    `ValueError`, `FileNotFoundError`, `NotADirectoryError`, `IsADirectoryError`
-    and `PermissionError` become ``Error: <message>`` (exit 2); any other
-    exception is a runtime failure (exit 1, one line). ``--debug`` re-raises
+    `ValueError`, `FileNotFoundError`, `NotADirectoryError`, `IsADirectoryError`,
+    `PermissionError` and `RunFolderBusy` become ``Error: <message>`` (exit 2);
+    `DiskFull` is ``Error: <message>`` with exit 1, and any other exception is a
+    runtime failure (exit 1, one line, its type named). ``--debug`` re-raises
     so the traceback shows.
     """
 
@@ -104,10 +107,15 @@ def user_errors(f):
         except click.ClickException:
             raise
         except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-                PermissionError) as err:
+                PermissionError, RunFolderBusy) as err:
             if debug:
                 raise
             raise UserInputError(_one_line(err)) from None
+        except DiskFull as err:
+            if debug:
+                raise
+            click.echo(f"Error: {_one_line(err)}", err=True)
+            sys.exit(EXIT_RUNTIME)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

@@ -106,12 +106,13 @@ def label_embeddings(emb: np.ndarray, tokenizer, labels) -> np.ndarray:
 
 
 def _from_file(file, num_prompts: int, length: int, dim: int) -> np.ndarray:
-    from softprompt.core.files import load_prompt
+    from softprompt.core.files import check_finite, load_prompt
 
     if file is None:
         raise ValueError("prompt init 'file' needs init_file (a prompt .npy file)")
     array, _ = load_prompt(file) if not isinstance(file, np.ndarray) else (file, {})
     array = np.asarray(array, np.float32)
+    check_finite(array, "init prompt array")
     if array.ndim == 2:
         array = np.broadcast_to(array, (num_prompts,) + array.shape)
     expected = (num_prompts, length, dim)

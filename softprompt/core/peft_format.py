@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from softprompt.core.atomic import atomic_write
-from softprompt.core.files import _as_numpy, load_prompt, save_prompt
+from softprompt.core.files import _as_numpy, check_finite, load_prompt, save_prompt
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -196,6 +196,7 @@ def read_peft(adapter_dir: str | os.PathLike) -> tuple[np.ndarray, dict]:
     length, dim = config["num_virtual_tokens"], config["token_dim"]
 
     array, header = _read_tensor(adapter_dir)
+    check_finite(array, f"{adapter_dir}: {TENSOR}")
     rows = array.shape[0] if array.ndim == 2 else None
     if array.ndim != 2 or array.shape[1] != dim or rows % length or rows < length:
         raise ValueError(

@@ -51,6 +51,8 @@ import numpy as np
 
 from softprompt.core import train_state
 from softprompt.core.atomic import atomic_write
+from softprompt.core.checkpoint_recovery import resume_step
+from softprompt.core.run_lock import hold_run_folder
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -265,7 +267,7 @@ def check_out(out, resume: bool) -> Path:
     if resume:
         if not has_run:
             raise FileNotFoundError(f"nothing to resume in {out} (no {CONFIG})")
-        if train_state.latest(out) is None:
+        if not (train_state.checkpoint_dir(out) / train_state.LATEST).is_file():
             raise FileNotFoundError(
                 f"nothing to resume in {out}: no checkpoint was committed yet "
                 "(start again without --resume, into an empty directory)"
@@ -297,13 +299,16 @@ def read_run_config(out) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume in {out} (no {CONFIG})")
     try:
-        return json.loads(path.read_text())["options"]
-    except (json.JSONDecodeError, KeyError):
-        raise ValueError(f"{path} is not a softprompt run configuration") from None
+        options = json.loads(path.read_bytes().decode())["options"]
+    except (ValueError, KeyError, TypeError, RecursionError):  # not UTF-8, not JSON, no options
+        options = None
+    if not isinstance(options, dict):
+        raise ValueError(f"{path} is not a softprompt run configuration")
+    return options
 
 
-def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence = (),
-          progress=True, echo=None) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = False, from_last_good: bool = False,
+          callbacks: Sequence = (), progress=True, echo=None) -> TrainResult:
     """Run (or, with `resume`, continue) prompt tuning as configured.
 
     Args:
@@ -311,6 +316,9 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence = ()
         resume: continue the run in ``config.out`` from its last committed
             checkpoint; only ``steps`` and the distribution options may differ
             from the stopped run.
+        from_last_good: resume, and when a file of the committed checkpoint
+            is unreadable, start from the newest complete one before it
+            (without it, that is a `ValueError` naming the file and that step).
         callbacks: extra `keras.callbacks.Callback`s (see
             `softprompt.core.train_callbacks` for what they receive). Setting
             ``model.stop_training = True`` stops after the current step, with
@@ -319,35 +327,47 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence = ()
         echo: a function for one-line notes (default: print to stderr).
 
     Returns:
-        `TrainResult`. Raises `TrainingDiverged` on a NaN/inf loss and
-        `ValueError` / `FileNotFoundError` for bad options or data.
+        `TrainResult`. Raises `TrainingDiverged` on a NaN/inf loss,
+        `softprompt.core.disk_space.DiskFull` when the disk fills (the last
+        checkpoint intact), `softprompt.core.run_lock.RunFolderBusy` while
+        another process trains into ``config.out``, and `ValueError` /
+        `FileNotFoundError` for bad options or data.
     """
     if echo is None:
         def echo(text):
             print(text, file=sys.stderr, flush=True)
     config.validate()
-    out = check_out(config.out, resume)
-    if resume:
-        saved = read_run_config(out)
-        mine = config.to_dict()
-        changed = [k for k in saved if k not in RESUMABLE_CHANGES and k != "out"
-                   and saved.get(k) != mine.get(k)]
-        if changed:
-            raise ValueError(
-                f"--resume continues the run in {out} with its own options; these differ: "
-                + ", ".join(f"{k} ({saved.get(k)!r} there, {mine.get(k)!r} now)" for k in changed)
-            )
-        committed = train_state.latest(out)["step"]
-        if config.steps < committed:
-            raise ValueError(f"--steps {config.steps} is below the checkpoint's step {committed}")
+    resume = resume or from_last_good
+    check_out(config.out, resume)
     from softprompt import backends
 
     dist = make_distribution(backends.current(), config.distribution, config.mesh,
                              config.devices)
-    try:
-        with dist.scope():
-            from softprompt.core.train_loop import Run
+    writer = dist.is_writer
+    try:  # the writer holds the folder; a second process is refused here
+        with hold_run_folder(config.out, echo) if writer else contextlib.nullcontext():
+            out = check_out(config.out, resume)  # again, now that the folder is ours
+            start = _resume_step(config, out, from_last_good, echo, writer) if resume else None
+            with dist.scope():
+                from softprompt.core.train_loop import Run
 
-            return Run(config, resume, callbacks, progress, echo, dist).run()
+                return Run(config, resume, callbacks, progress, echo, dist, start).run()
     finally:
         dist.close()
+
+
+def _resume_step(config: TrainConfig, out: Path, from_last_good: bool, echo, writer) -> int:
+    """The step a resume starts from (`resume_step`), the stopped run's options compared."""
+    saved = read_run_config(out)
+    mine = config.to_dict()
+    changed = [k for k in saved if k not in RESUMABLE_CHANGES and k != "out"
+               and saved.get(k) != mine.get(k)]
+    if changed:
+        raise ValueError(
+            f"--resume continues the run in {out} with its own options; these differ: "
+            + ", ".join(f"{k} ({saved.get(k)!r} there, {mine.get(k)!r} now)" for k in changed)
+        )
+    committed = resume_step(out, from_last_good, echo, commit=writer)
+    if config.steps < committed:
+        raise ValueError(f"--steps {config.steps} is below the checkpoint's step {committed}")
+    return committed
