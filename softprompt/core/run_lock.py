@@ -181,6 +181,39 @@ def _acquire_exclusive(folder: Path, echo) -> int:
     raise _busy(folder, read_owner(folder))
 
 
+def check_free(folder) -> None:
+    """Raise `RunFolderBusy` if another process holds `folder` now (reading only).
+
+    For the cheap checks a command makes before it starts its work; the folder
+    is only ever taken with `hold_run_folder`.
+    """
+    folder = Path(folder)
+    path = lock_path(folder)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # no lock file (or none readable): nobody holds the folder
+        return
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                owner = Owner.from_bytes(_read_fd(fd))
+                if owner is not None and owner.pid == os.getpid():
+                    return  # this process holds it
+                raise _busy(folder, owner) from None
+            except OSError as err:
+                if err.errno not in _NO_FLOCK:
+                    raise
+        owner = Owner.from_bytes(_read_fd(fd))
+        if owner is not None and owner.pid != os.getpid() and owner.is_running_here():
+            raise _busy(folder, owner)
+    finally:
+        os.close(fd)
+
+
 def _default_echo(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 

@@ -52,7 +52,7 @@ import numpy as np
 from softprompt.core import train_state
 from softprompt.core.atomic import atomic_write
 from softprompt.core.checkpoint_recovery import resume_step
-from softprompt.core.run_lock import hold_run_folder
+from softprompt.core.run_lock import check_free, hold_run_folder
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -263,6 +263,7 @@ def check_out(out, resume: bool) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
+    check_free(out)  # a run in progress: say so, whatever else the folder holds
     has_run = (out / CONFIG).is_file()
     if resume:
         if not has_run:
