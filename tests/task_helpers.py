@@ -63,7 +63,9 @@ with hold_run_folder(sys.argv[1]):
 
 def start_holder(folder) -> subprocess.Popen:
     """A real process holding the run folder `folder` (`hold_run_folder`) until its stdin closes."""
-    root = Path(__file__).resolve().parents[1]
+    import softprompt
+
+    root = Path(softprompt.__file__).resolve().parents[1]  # the code under test
     env = {**os.environ,
            "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE,

@@ -42,24 +42,13 @@ def prompt_files(specs) -> dict[str, Path]:
 
 
 def read_requests(path) -> list[tuple[str, dict]]:
-    """``(where, record)`` per non-blank line of the input JSONL."""
+    """``(where, record)`` per non-blank line of the input JSONL (as task files are read)."""
+    from softprompt.tasks.readers import iter_jsonl
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} does not exist")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: malformed JSON ({err.msg} at column {err.colno})"
-                                 ) from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            out.append((where, record))
+    out = list(iter_jsonl(path))
     if not out:
         raise ValueError(f"input file {path} holds no requests")
     return out

@@ -63,7 +63,10 @@ class QATask(Task):
         context = self._prepare(self._text(example, "context"))
         target = example.get("answer")
         if target is None:
-            target = (example.get("answers") or [""])[0]
+            answers = example.get("answers") or [""]
+            if not isinstance(answers, list):
+                raise ValueError(f"{self.name}: field 'answers' must be a list of strings")
+            target = answers[0]
         return f"question: {question} context: {context}", self._prepare(str(target))
 
     def candidates(self, example: Example) -> None:
@@ -88,7 +91,8 @@ class QATask(Task):
             answers = answers.get("text")
         detected = row.get("detected_answers")
         if isinstance(detected, dict):
-            detected = [{"text": t} for t in detected.get("text") or ()]
+            texts = detected.get("text")
+            detected = [{"text": t} for t in texts] if isinstance(texts, list) else None
         return [
             self._example(
                 {**row, "answers": answers, "detected_answers": detected},
@@ -117,8 +121,9 @@ class QATask(Task):
                 raise ValueError(f"{where}: field '{prefix}answers[{i}]' must be a string")
         if not answers and not qa.get("is_impossible"):
             raise ValueError(f"{where}: field '{prefix}answers' is empty")
-        detected = qa.get("detected_answers") or []
-        first = detected[0].get("text") if detected and isinstance(detected[0], dict) else None
+        detected = qa.get("detected_answers")
+        first = (detected[0].get("text") if isinstance(detected, list) and detected
+                 and isinstance(detected[0], dict) else None)
         example["answers"] = answers
         example["answer"] = first if isinstance(first, str) else (answers[0] if answers else "")
         return example
@@ -149,7 +154,8 @@ class Squad(QATask):
                 context = readers.field(paragraph, "context", where)
                 for k, qa in enumerate(readers.field(paragraph, "qas", where, list)):
                     qa_where = f"{where}.qas[{k}]"
-                    yield self._example(qa, qa_where, split, qa.get("id"), context)
+                    qid = qa.get("id") if isinstance(qa, dict) else None
+                    yield self._example(qa, qa_where, split, qid, context)
 
 
 class Mrqa(QATask):
