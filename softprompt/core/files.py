@@ -204,6 +204,13 @@ def read_sidecar(path: str | os.PathLike) -> dict:
     if not isinstance(meta, dict):
         raise ValueError(f"prompt sidecar {path} holds a {type(meta).__name__}, "
                          "expected a JSON object")
+    check_sidecar(meta, f"prompt sidecar {path}")
+    return meta
+
+
+def check_sidecar(meta: dict, where: str = "prompt metadata") -> None:
+    """Raise a `ValueError` naming `where` and the field when a field softprompt reads has
+    the wrong type (`_SIDECAR_FIELDS`)."""
     checks = [(name, meta.get(name), kind) for name, kind in _SIDECAR_FIELDS.items()]
     if isinstance(meta.get("backbone"), dict):
         checks += [(f"backbone.{name}", meta["backbone"].get(name), kind)
@@ -213,9 +220,7 @@ def read_sidecar(path: str | os.PathLike) -> dict:
             expected = "one of decode, rank" if kind == "decode|rank" else (
                 "a list of " + kind if kind.endswith("s") else
                 "an " + kind if kind[0] in "aeiou" else "a " + kind)
-            raise ValueError(f"prompt sidecar {path}: field {name!r} must be {expected}, "
-                             f"found {value!r:.60}")
-    return meta
+            raise ValueError(f"{where}: field {name!r} must be {expected}, found {value!r:.60}")
 
 
 def _as_numpy(x):

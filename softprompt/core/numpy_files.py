@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -62,7 +63,8 @@ def _read_array(f, size: int, where: str) -> np.ndarray:
             raise UnreadableArray(f"{where} has an unknown .npy format version {version}")
     except UnreadableArray:
         raise
-    except (ValueError, TypeError, SyntaxError, EOFError, OSError) as err:
+    except (ValueError, TypeError, KeyError, SyntaxError, tokenize.TokenError, OverflowError,
+            EOFError, OSError) as err:  # numpy parses the header with Python's tokenizer
         raise UnreadableArray(f"{where} has a damaged .npy header ({_short(err)})") from None
     if dtype.hasobject:
         raise UnreadableArray(f"{where} holds Python objects (a pickle; softprompt never "

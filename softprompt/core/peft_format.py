@@ -32,7 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from softprompt.core.atomic import atomic_write
-from softprompt.core.files import _as_numpy, check_finite, load_prompt, save_prompt
+from softprompt.core.files import (
+    _as_numpy,
+    check_finite,
+    check_sidecar,
+    load_prompt,
+    save_prompt,
+)
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -181,9 +187,13 @@ def read_peft(adapter_dir: str | os.PathLike) -> tuple[np.ndarray, dict]:
     if not config_path.is_file():
         raise FileNotFoundError(f"{adapter_dir} has no {CONFIG_FILE}: not a PEFT adapter directory")
     try:
-        config = json.loads(config_path.read_text())
+        config = json.loads(config_path.read_bytes().decode("utf-8-sig"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{config_path} is not valid JSON (line {err.lineno})") from None
+    except (ValueError, RecursionError) as err:  # not UTF-8, nested too deeply, huge numbers
+        raise ValueError(f"{config_path} is not valid JSON ({type(err).__name__})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path} holds a {type(config).__name__}, expected a JSON object")
     peft_type = config.get("peft_type")
     if peft_type != "PROMPT_TUNING":
         raise ValueError(
@@ -191,8 +201,9 @@ def read_peft(adapter_dir: str | os.PathLike) -> tuple[np.ndarray, dict]:
             "hold a soft prompt"
         )
     for key in ("num_virtual_tokens", "token_dim"):
-        if not isinstance(config.get(key), int):
-            raise ValueError(f"{config_path} lacks an integer {key!r}")
+        value = config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{config_path} lacks a positive integer {key!r}")
     length, dim = config["num_virtual_tokens"], config["token_dim"]
 
     array, header = _read_tensor(adapter_dir)
@@ -213,7 +224,11 @@ def read_peft(adapter_dir: str | os.PathLike) -> tuple[np.ndarray, dict]:
     if header.get(METADATA_KEY):
         try:
             metadata = json.loads(header[METADATA_KEY])
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not ours, or damaged: carry nothing
+            metadata = {}
+        try:
+            check_sidecar(metadata if isinstance(metadata, dict) else {})
+        except ValueError:  # fields a prompt file could not carry: carry nothing
             metadata = {}
     info = dict(
         num_virtual_tokens=length,
