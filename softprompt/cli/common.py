@@ -19,6 +19,8 @@ from softprompt import backends, tasks
 from softprompt.backends.base import DTYPES
 from softprompt.core.inference.methods import DEFAULT_BATCH_SIZE, DEFAULT_MAX_INPUT_LENGTH
 from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.disk_space import DiskFull
+from softprompt.core.io.run_lock import RunFolderBusy
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -98,9 +100,10 @@ def debug_option(f):
 def user_errors(f):
     """Turn the errors a user can cause into one-line messages with exit code 2.
 
-    `ValueError`, `FileNotFoundError`, `NotADirectoryError`, `IsADirectoryError`
-    and `PermissionError` become ``Error: <message>`` (exit 2); any other
-    exception is a runtime failure (exit 1, one line). ``--debug`` re-raises
+    `ValueError`, `FileNotFoundError`, `NotADirectoryError`, `IsADirectoryError`,
+    `PermissionError` and `RunFolderBusy` become ``Error: <message>`` (exit 2);
+    `DiskFull` is ``Error: <message>`` with exit 1, and any other exception is a
+    runtime failure (exit 1, one line, its type named). ``--debug`` re-raises
     so the traceback shows.
     """
 
@@ -113,10 +116,15 @@ def user_errors(f):
         except click.ClickException:
             raise
         except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-                PermissionError) as err:
+                PermissionError, RunFolderBusy) as err:
             if debug:
                 raise
             raise UserInputError(_one_line(err)) from None
+        except DiskFull as err:
+            if debug:
+                raise
+            click.echo(f"Error: {_one_line(err)}", err=True)
+            sys.exit(EXIT_RUNTIME)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

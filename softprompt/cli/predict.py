@@ -49,7 +49,9 @@ def prompt_files(specs) -> dict[str, Path]:
 
 
 def read_requests(path) -> list[tuple[str, dict]]:
-    """``(where, record)`` per non-blank line of the input JSONL."""
+    """``(where, record)`` per non-blank line of the input JSONL (as task files are read)."""
+    from softprompt.tasks.readers import iter_jsonl
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} does not exist")

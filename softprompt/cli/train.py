@@ -88,6 +88,9 @@ def config_option(name: str, **kwargs):
 @click.option("--out", default=DEFAULT_OUT, show_default=True, help="The run directory.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out from its last checkpoint.")
+@click.option("--resume-from-last-good", "from_last_good", is_flag=True,
+              help="--resume, from the newest complete checkpoint when a file of the last one "
+                   "is unreadable.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def train(**options):
@@ -97,8 +100,8 @@ def train(**options):
     saved as OUT/checkpoints/step-N.npy; OUT/best.npy is the best so far.
     Logs: OUT/metrics.jsonl, OUT/train.csv, OUT/tensorboard, OUT/curve.png,
     OUT/config.json. --resume continues exactly where a stopped run left off
-    (Ctrl-C stops after the current step with a checkpoint). Without --task
-    and --data, the built-in demo runs.
+    (Ctrl-C stops after the current step with a checkpoint). One process at a
+    time trains into an --out. Without --task and --data, the built-in demo runs.
 
     \b
     Example:
@@ -113,7 +116,8 @@ def train(**options):
     ctx = click.get_current_context()
     explicit = {name for name in options
                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
-    resume = options.pop("resume")
+    from_last_good = options.pop("from_last_good")
+    resume = options.pop("resume") or from_last_good
     quiet = options.pop("quiet")
     dtype = options.pop("dtype")
     demo = None
@@ -142,8 +146,8 @@ def train(**options):
     from softprompt.core.training.train import train as run_training  # keras loads here
 
     try:
-        result = run_training(config, resume=resume, progress=not quiet,
-                              echo=lambda text: click.echo(text, err=True))
+        result = run_training(config, resume=resume, from_last_good=from_last_good,
+                              progress=not quiet, echo=lambda text: click.echo(text, err=True))
     except TrainingDiverged as err:
         click.echo(f"Error: {err}", err=True)
         raise SystemExit(EXIT_RUNTIME) from None

@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,8 @@ class Task:
         elif isinstance(raw, str):
             if raw in values:
                 return raw
-            if raw.strip().isdigit() and int(raw) < len(values):
+            digits = raw.strip()
+            if digits.isascii() and digits.isdigit() and int(digits) < len(values):
                 return values[int(raw)]
         raise ValueError(
             f"{where}: unknown label {raw!r} in field {prefix + key!r} "
@@ -313,7 +315,8 @@ def get(name: str | Task, **kwargs) -> Task:
     or ``get("squad", pad_punctuation=False)``. A `Task` instance is returned unchanged.
 
     Raises:
-        ValueError: no task has that name; the message lists close matches.
+        ValueError: no task has that name (the message lists close matches), or the task
+            does not take one of the keyword arguments.
     """
     if isinstance(name, Task):
         return name
@@ -322,7 +325,14 @@ def get(name: str | Task, **kwargs) -> Task:
         close = difflib.get_close_matches(key, _REGISTRY, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(f"unknown task {name!r}{hint} (known: {', '.join(names())})")
-    task = _REGISTRY[key](**kwargs)
+    factory = _REGISTRY[key]
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as e:  # an argument the task does not take (e.g. from a sidecar)
+        raise ValueError(f"task {key!r}: {e}") from None
+    except ValueError:  # a factory without a signature: let it check its arguments
+        pass
+    task = factory(**kwargs)
     task.name = key
     if task.labels is not None:
         task.labels = list(task.labels)  # the instance's own copy

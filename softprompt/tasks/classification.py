@@ -54,7 +54,8 @@ class ClassificationTask(Task):
 
     def format(self, example: Example) -> tuple[str, str]:
         inputs = " ".join(f"{f}: {self._text(example, f)}" for f in self.fields)
-        return inputs, example.get("label") or ""
+        label = example.get("label")
+        return inputs, "" if label is None else str(label)
 
     def _score(self, examples: list[Example], predictions: list[str]) -> dict[str, float]:
         golds = [self._gold(ex, i) for i, ex in enumerate(examples)]

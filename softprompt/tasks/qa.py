@@ -80,7 +80,10 @@ class QATask(Task):
         context = self._prepare(self._text(example, "context"))
         target = example.get("answer")
         if target is None:
-            target = (example.get("answers") or [""])[0]
+            answers = example.get("answers") or [""]
+            if not isinstance(answers, list):
+                raise ValueError(f"{self.name}: field 'answers' must be a list of strings")
+            target = answers[0]
         return f"question: {question} context: {context}", self._prepare(str(target))
 
     def candidates(self, example: Example) -> None:
@@ -166,7 +169,8 @@ class Squad(QATask):
                 context = readers.field(paragraph, "context", where)
                 for k, qa in enumerate(readers.field(paragraph, "qas", where, list)):
                     qa_where = f"{where}.qas[{k}]"
-                    yield self._example(qa, qa_where, split, qa.get("id"), context)
+                    qid = qa.get("id") if isinstance(qa, dict) else None
+                    yield self._example(qa, qa_where, split, qid, context)
 
 
 class Mrqa(QATask):

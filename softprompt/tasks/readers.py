@@ -62,7 +62,10 @@ def open_text(path: str | Path) -> io.TextIOBase:
     return open(path, encoding="utf-8-sig")
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file (``.gz`` too); undecodable bytes or a
+    damaged archive are a `ValueError` naming the file and the byte offset."""
+    path = Path(path)
     try:
         with open_text(path) as f:
             yield from enumerate(f, start=1)
@@ -75,17 +78,62 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict]]:
     """Yields ``(where, object)`` for each non-blank line of a JSONL file (``.gz`` too)."""
     path = Path(path)
-    for lineno, line in _lines(path):
+    for lineno, line in text_lines(path):
         if not line.strip():
             continue
         where = f"{path}, line {lineno}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
+        record = parse_json(line, where)
         if not isinstance(record, dict):
             raise ValueError(f"{where}: expected a JSON object, found {type(record).__name__}")
         yield where, record
+
+
+def parse_json(text: str, where: str) -> Any:
+    """``json.loads(text)``; anything it cannot parse is a `ValueError` that starts with `where`.
+
+    Besides syntax errors that covers nesting deeper than the parser's recursion limit and
+    integers longer than Python's digit limit, which `json` reports with other exceptions.
+
+    >>> parse_json("[" * 100000, "f.jsonl, line 3")
+    Traceback (most recent call last):
+    ValueError: f.jsonl, line 3: malformed JSON (nested too deeply)
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise ValueError(f"{where}: malformed JSON (nested too deeply)") from None
+    except ValueError as e:  # an integer beyond Python's digit limit
+        reason = str(e).split(":")[0]
+        raise ValueError(f"{where}: malformed JSON ({reason})") from None
+    if _SURROGATE_ESCAPE.search(text):
+        check_text(value, where)
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def check_text(value: Any, where: str) -> None:
+    """Raise a `ValueError` if a string in `value` is not text: an unpaired surrogate, which a
+    JSON escape (``"\\ud800"``) can spell but no tokenizer or UTF-8 file can hold."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise ValueError(
+                    f"{where}: the string {item[:40]!r} holds U+{ord(item[e.start]):04X}, an "
+                    "unpaired surrogate escape: not text"
+                ) from None
 
 
 def iter_tsv(
@@ -100,7 +148,7 @@ def iter_tsv(
     """
     path = Path(path)
     header: list[str] | None = None
-    for lineno, line in _lines(path):
+    for lineno, line in text_lines(path):
         line = line.rstrip("\r\n")
         if header is None:
             header = [h.strip() for h in line.split("\t")]
@@ -133,13 +181,23 @@ def read_json(path: str | Path) -> Any:
     path = Path(path)
     try:
         with open_text(path) as f:
-            return json.load(f)
+            text = f.read()
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(
             f"{path}, line {e.lineno}: malformed JSON ({e.msg} at column {e.colno})"
         ) from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: malformed JSON (nested too deeply)") from None
+    except ValueError as e:  # an integer beyond Python's digit limit
+        raise ValueError(f"{path}: malformed JSON ({str(e).split(':')[0]})") from None
+    except (OSError, EOFError) as e:  # a truncated or corrupt .gz
+        raise ValueError(f"{path}: cannot be read ({e})") from None
+    if _SURROGATE_ESCAPE.search(text):
+        check_text(value, str(path))
+    return value
 
 
 def field(record: Any, key: str, where: str, kind: type = str, prefix: str = "") -> Any:

@@ -95,13 +95,20 @@ class ReCoRD(Task):
         passage = self._text(example, "passage")
         passage = re.sub(r"(\.|\?|\!|\"|\')\n@highlight\n", r"\1 ", passage)
         passage = re.sub(r"\n@highlight\n", ". ", passage)
-        entities = ", ".join(example.get("entities") or ())
+        entities = ", ".join(self._strings(example, "entities"))
         inputs = f"query: {self._text(example, 'query')} entities: {entities} passage: {passage}"
-        target = example.get("answer") or (example.get("answers") or [""])[0]
-        return inputs, target
+        target = example.get("answer") or (self._strings(example, "answers") or [""])[0]
+        return inputs, str(target)
 
     def candidates(self, example: Example) -> list[str]:
-        return list(example.get("entities") or ())
+        return self._strings(example, "entities")
+
+    def _strings(self, example: Example, key: str) -> list[str]:
+        """``example[key]``, a list of strings (empty when missing), or a ValueError."""
+        value = example.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{self.name}: field {key!r} must be a list of strings")
+        return list(value)
 
     def train_examples(self, examples):
         """One example per gold answer, its target that answer (T5 trains ReCoRD this way)."""
@@ -178,10 +185,11 @@ class WSC(Task):
         return [example]
 
     def format(self, example: Example) -> tuple[str, str]:
+        index = example.get("span2_index", 0)
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ValueError(f"{self.name}: field 'span2_index' must be an integer")
         text = mark_pronoun(
-            self._text(example, "text"),
-            self._text(example, "span2_text"),
-            int(example.get("span2_index", 0)),
+            self._text(example, "text"), self._text(example, "span2_text"), index
         )
         return text, self._text(example, "span1_text")
 

@@ -106,7 +106,7 @@ def _invoke(args):
     (["--from-config", "huge", "--corpus", "{lm}"], "unknown config 'huge'"),
     (["--from-config", "{bad json", "--corpus", "{lm}"], "not valid JSON"),
     (["--from-config", "tiny", "--corpus", "{lm}", "--steps", "0"], "steps must be a positive"),
-    (["--from-config", "tiny", "--corpus", "{bad}"], "not valid JSON"),
+    (["--from-config", "tiny", "--corpus", "{bad}"], "malformed JSON"),
     (["--preset", "no/such/preset", "--corpus", "{lm}"], "no/such/preset"),
     (["--from-config", "tiny", "--corpus", "{lm}", "--resume"], "holds no adaptation run"),
 ])

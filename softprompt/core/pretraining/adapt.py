@@ -80,6 +80,10 @@ from softprompt.core.text.batching import bucket_index, bucket_lengths, seq2seq_
 from softprompt.core.training import callbacks as tc
 from softprompt.core.training.adafactor import Adafactor
 from softprompt.core.training.run_dir import truncate_jsonl
+from softprompt.core.io.disk_space import DiskFull, is_full
+from softprompt.core.io.numpy_files import UnreadableArray, read_npz
+from softprompt.core.io.run_lock import LOCK_NAME, holding_run_folder
+from softprompt.tasks.readers import parse_json, text_lines
 
 OPTIMIZERS = ("adam", "adafactor")
 VOCAB_MODELS = scratch.MODEL_TYPES
@@ -236,25 +240,22 @@ def read_corpus_files(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, 
     for path in paths:
         path = Path(path)
         before = len(texts) + len(pairs)
-        with open(path, encoding="utf-8") as f:
-            if path.name.endswith((".jsonl", ".json")):
-                for n, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
-                    if isinstance(record, dict) and isinstance(record.get("text"), str):
-                        texts.append(record["text"])
-                    elif (isinstance(record, dict) and isinstance(record.get("inputs"), str)
-                          and isinstance(record.get("targets"), str) and record["targets"]):
-                        pairs.append((record["inputs"], record["targets"]))
-                    else:
-                        raise ValueError(f'{path}:{n}: expected {{"text": ...}} or '
-                                         f'{{"inputs": ..., "targets": ...}} with strings')
-            else:
-                texts.extend(line.strip() for line in f if line.strip())
+        lines = (line for _, line in text_lines(path))  # UTF-8 (a BOM dropped), .gz too
+        if path.name.endswith((".jsonl", ".json")):
+            for n, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                record = parse_json(line, f"{path}:{n}")
+                if isinstance(record, dict) and isinstance(record.get("text"), str):
+                    texts.append(record["text"])
+                elif (isinstance(record, dict) and isinstance(record.get("inputs"), str)
+                      and isinstance(record.get("targets"), str) and record["targets"]):
+                    pairs.append((record["inputs"], record["targets"]))
+                else:
+                    raise ValueError(f'{path}:{n}: expected {{"text": ...}} or '
+                                     f'{{"inputs": ..., "targets": ...}} with strings')
+        else:
+            texts.extend(line.strip() for line in lines if line.strip())
         counts[str(path)] = len(texts) + len(pairs) - before
         if counts[str(path)] == 0:
             raise ValueError(f"corpus file {path} holds no examples")
@@ -428,19 +429,70 @@ def latest_checkpoint(run_dir: Path) -> dict | None:
     path = Path(run_dir) / CHECKPOINTS / LATEST
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_bytes().decode())
+    except (ValueError, RecursionError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        raise ValueError(f"{path} is not a checkpoint record: it is damaged")
+    return record
 
 
-def restore_checkpoint(run_dir: Path, step: int, model) -> None:
+def read_checkpoint(run_dir: Path, step: int, model) -> dict[str, np.ndarray]:
+    """The arrays of the checkpoint of `step`, checked against `model`; `ValueError` naming it."""
     path = _checkpoint_path(run_dir, step)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} named by {LATEST} is missing")
-    with np.load(path, allow_pickle=False) as data:
-        for i, v in enumerate(model.weights):
-            v.assign(data[f"w{i}"])
-        variables = model.optimizer.variables
+    try:
+        data = read_npz(path)
+    except UnreadableArray as err:
+        raise ValueError(f"checkpoint {err}") from None
+    for prefix, variables in (("w", model.weights), ("o", model.optimizer.variables)):
         for i, v in enumerate(variables):
-            v.assign(data[f"o{i}"])
+            value = data.get(f"{prefix}{i}")
+            if value is None or tuple(value.shape) != tuple(v.shape):
+                raise ValueError(f"checkpoint {path} does not hold this model's {v.path}: "
+                                 "it is damaged or belongs to another model")
+    return data
+
+
+def restore_checkpoint(run_dir: Path, step: int, model, from_last_good: bool = False,
+                       echo=None) -> int:
+    """Load the checkpoint of `step` into `model`; returns the step loaded.
+
+    When its file is unreadable: with `from_last_good`, the newest earlier
+    readable checkpoint is loaded instead (and noted through `echo`), else the
+    `ValueError` names the file and that earlier step.
+    """
+    try:
+        data = read_checkpoint(run_dir, step, model)
+    except ValueError as err:
+        problem = str(err)
+        data = None
+        earlier = sorted((int(p.stem.split("-")[1]) for p in
+                          (Path(run_dir) / CHECKPOINTS).glob("step-*.npz")
+                          if p.stem.split("-")[1].isascii() and p.stem.split("-")[1].isdigit()
+                          and int(p.stem.split("-")[1]) < step), reverse=True)
+        for older in earlier:
+            try:
+                data = read_checkpoint(run_dir, older, model)
+            except ValueError:
+                continue
+            break
+        if data is None:
+            raise ValueError(f"{problem}; no earlier readable checkpoint is left: start the "
+                             "run again") from None
+        if not from_last_good:
+            raise ValueError(f"{problem}; the previous checkpoint is step {older}: resume from "
+                             "it with --resume-from-last-good") from None
+        if echo is not None:
+            echo(f"note: {problem}; resuming from step {older}, the last readable checkpoint")
+        step = older
+    for i, v in enumerate(model.weights):
+        v.assign(data[f"w{i}"])
+    for i, v in enumerate(model.optimizer.variables):
+        v.assign(data[f"o{i}"])
+    return step
 
 
 # ---------------------------------------------------------------------- presets
@@ -532,8 +584,9 @@ def _start_model(config: AdaptConfig, run_dir: Path, texts, pairs, echo):
 # ---------------------------------------------------------------------- the run
 
 
-def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None,
-          callbacks: Sequence = ()) -> AdaptResult:
+@holding_run_folder(lambda config, **_: config.run_dir)
+def adapt(config: AdaptConfig, *, resume: bool = False, from_last_good: bool = False,
+          progress=True, echo=None, callbacks: Sequence = ()) -> AdaptResult:
     """Train the whole T5 on the corpus and write the preset `config.out`.
 
     With `resume`, continue the run in ``config.workdir`` from its last
@@ -567,7 +620,7 @@ def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None
         if committed and config.steps < committed["step"]:
             raise ValueError(f"--steps {config.steps} is below the checkpoint's step "
                              f"{committed['step']}")
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
         raise ValueError(f"run directory {run_dir} is not empty: pass --resume to continue "
                          "that run, or remove it")
     texts, pairs, counts = read_corpus_files(config.corpus)
@@ -585,8 +638,7 @@ def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None
     start = 0
     best_eval = None
     if committed:
-        restore_checkpoint(run_dir, committed["step"], model)
-        start = int(committed["step"])
+        start = restore_checkpoint(run_dir, committed["step"], model, from_last_good, echo)
         echo(f"resuming at step {start} from {run_dir / CHECKPOINTS}")
     info = {
         "options": config.to_dict(),
@@ -635,6 +687,16 @@ def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None
                 cb_list.on_test_begin()
                 cb_list.on_test_end({"step": done, "eval_loss": eval_loss})
                 save_checkpoint(run_dir, done, model, {"eval_loss": eval_loss})
+    except OSError as err:
+        if not is_full(err):
+            raise
+        kept = latest_checkpoint(run_dir)
+        needed = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+                     for v in [*model.weights, *model.optimizer.variables])
+        raise DiskFull.when_writing(
+            run_dir / CHECKPOINTS, f"the checkpoint or logs of step {step + 1}", needed,
+            f"the checkpoint of step {kept['step']} is intact: free some space, then continue "
+            "with --resume" if kept else "no checkpoint had been written yet") from None
     finally:
         cb_list.on_train_end()
     seconds = time.perf_counter() - t0

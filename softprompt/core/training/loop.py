@@ -25,6 +25,7 @@ from keras import ops
 from softprompt import backends, tasks
 from softprompt.core.inference.evaluate import evaluate, target_length
 from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.disk_space import DiskFull, is_full
 from softprompt.core.io.prompt_files import load_prompt, save_prompt
 from softprompt.core.model.prompted_t5 import PromptedT5
 from softprompt.core.text import batching
@@ -107,6 +108,24 @@ def graceful_interrupt():
         signal.signal(signal.SIGINT, previous)
 
 
+def append_line(path: Path, line: str) -> None:
+    """Append `line` to a log durably; a failed write (a full disk) leaves no partial line."""
+    data = (line + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
 # ---------------------------------------------------------------------- the run
 
 
@@ -114,7 +133,7 @@ class Run:
     """The state of one training run: model, data, logs and the checkpoint schedule."""
 
     def __init__(self, config: TrainConfig, resume: bool, callbacks: Sequence, progress,
-                 echo, dist):
+                 echo, dist, start: int | None = None):
         self.config = config
         self.echo = echo
         self.out = Path(config.out)
@@ -127,6 +146,8 @@ class Run:
         self.last_metrics = None
         self.losses_since_eval: list[float] = []
         self.committed: int | None = None
+        self.start = start  # the checked step to resume from (default: the committed one)
+        self.checkpointing: int | None = None  # the step whose checkpoint is being written
 
         train_examples = self._read_task()
         self._prepare_out()
@@ -186,8 +207,7 @@ class Run:
         )
 
     def _restore(self):
-        record = train_state.latest(self.out)
-        step = int(record["step"])
+        step = self.start if self.start is not None else int(train_state.latest(self.out)["step"])
         self.model.load_prompt(str(train_state.prompt_path(self.out, step)))
         state = train_state.restore_state(self.out, step, self.model)
         expected = self.stream.state(step)["fingerprint"]
@@ -289,6 +309,7 @@ class Run:
 
     def checkpoint(self, step: int, metrics: dict | None) -> None:
         """Save the prompt, update best/metrics.jsonl, save the resume state, then commit."""
+        self.checkpointing = step
         improved = False
         if metrics is not None:
             score = metrics[self.metric]
@@ -311,10 +332,7 @@ class Run:
             loss = float(np.mean(self.losses_since_eval)) if self.losses_since_eval else None
             line = {"step": step, **metrics, "train_loss": loss, "best": improved,
                     "time": time.time()}
-            with open(self.out / METRICS, "a") as f:
-                f.write(json.dumps(line) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_line(self.out / METRICS, json.dumps(line))
         record = {
             "data": self.stream.state(step),
             "best": list(self.best) if self.best else None,
@@ -326,6 +344,7 @@ class Run:
         train_state.commit(self.out, step, metrics=metrics)
         train_state.prune(self.out, step)
         self.committed = step
+        self.checkpointing = None
         self.dist.barrier()
 
     def _copy_best(self, step: int) -> None:
@@ -333,8 +352,39 @@ class Run:
         save_prompt(self.out / "best.npy", array, **{k: v for k, v in meta.items()
                                                      if k not in ("shape",)})
 
+    def checkpoint_bytes(self) -> int:
+        """About how many bytes one checkpoint adds: the step prompt, best.npy, the state."""
+        def nbytes(v):
+            return int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+
+        prompt = nbytes(self.model.prompt.embeddings) + 4096  # + header and sidecar
+        variables = [v for group in train_state.resume_variables(self.model).values()
+                     for v in group]
+        state = sum(nbytes(v) + 256 for v in variables) + 16384  # + zip entries and record
+        return 2 * prompt + state
+
+    def _disk_full(self) -> DiskFull:
+        kept = (f"the checkpoint of step {self.committed} is intact" if self.committed
+                else "no checkpoint had been committed yet")
+        what = (f"the checkpoint of step {self.checkpointing}" if self.checkpointing
+                else f"the logs of step {self.step}")
+        return DiskFull.when_writing(
+            train_state.checkpoint_dir(self.out), what,
+            self.checkpoint_bytes(),
+            f"{kept}: free some space, then continue with: softprompt train --out {self.out} "
+            "--resume" if self.committed else f"{kept}: free some space and start again")
+
     # -------------------------------------------------------------- loop
     def run(self) -> TrainResult:
+        """Train to the end; a write that fails for lack of space becomes `DiskFull`."""
+        try:
+            return self._run()
+        except OSError as err:
+            if not is_full(err):
+                raise
+            raise self._disk_full() from None
+
+    def _run(self) -> TrainResult:
         config = self.config
         model = self.model
         stopped = "completed"
@@ -386,6 +436,8 @@ class Run:
         try:
             cb.draw_curve(self.out, self.metric)
         except Exception as err:  # noqa: BLE001 - a plot must never hide the run's outcome
+            if is_full(err):
+                return  # the run's error says that the disk is full
             warnings.warn(f"could not draw {self.out / 'curve.png'}: {err}", stacklevel=2)
 
     def _diverged_message(self, loss: float) -> str:

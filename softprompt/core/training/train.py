@@ -39,17 +39,19 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 
 from softprompt import backends
+from softprompt.core.io.run_lock import hold_run_folder
 from softprompt.core.training.config import TrainConfig, TrainResult
 from softprompt.core.training.loop import Run
 from softprompt.core.training.run_dir import check_out, check_resume
 
 
-def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence = (),
-          progress=True, echo=None) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = False, from_last_good: bool = False,
+          callbacks: Sequence = (), progress=True, echo=None) -> TrainResult:
     """Run (or, with `resume`, continue) prompt tuning as configured.
 
     Args:
@@ -57,6 +59,9 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence = ()
         resume: continue the run in ``config.out`` from its last committed
             checkpoint; only ``steps`` and the distribution options may differ
             from the stopped run.
+        from_last_good: resume, and when a file of the committed checkpoint
+            is unreadable, start from the newest complete one before it
+            (without it, that is a `ValueError` naming the file and that step).
         callbacks: extra `keras.callbacks.Callback`s (see
             `softprompt.core.training.callbacks` for what they receive). Setting
             ``model.stop_training = True`` stops after the current step, with
@@ -65,21 +70,28 @@ def train(config: TrainConfig, *, resume: bool = False, callbacks: Sequence = ()
         echo: a function for one-line notes (default: print to stderr).
 
     Returns:
-        `TrainResult`. Raises `TrainingDiverged` on a NaN/inf loss and
-        `ValueError` / `FileNotFoundError` for bad options or data.
+        `TrainResult`. Raises `TrainingDiverged` on a NaN/inf loss,
+        `softprompt.core.io.disk_space.DiskFull` when the disk fills (the last
+        checkpoint intact), `softprompt.core.io.run_lock.RunFolderBusy` while
+        another process trains into ``config.out``, and `ValueError` /
+        `FileNotFoundError` for bad options or data.
     """
     if echo is None:
         def echo(text):
             print(text, file=sys.stderr, flush=True)
     config.validate()
-    out = check_out(config.out, resume)
-    if resume:
-        check_resume(config, out)
+    resume = resume or from_last_good
+    check_out(config.out, resume)
     # The backend adapter's distribution: one device when kind is "none" or only one is found.
     dist = backends.current().distribute(config.distribution, mesh=config.mesh,
                                          devices=config.devices)
-    try:
-        with dist.scope():
-            return Run(config, resume, callbacks, progress, echo, dist).run()
+    writer = dist.is_writer
+    try:  # the writer holds the folder; a second process is refused here
+        with hold_run_folder(config.out, echo) if writer else contextlib.nullcontext():
+            out = check_out(config.out, resume)  # again, now that the folder is ours
+            start = (check_resume(config, out, from_last_good, echo, writer)
+                     if resume else None)
+            with dist.scope():
+                return Run(config, resume, callbacks, progress, echo, dist, start).run()
     finally:
         dist.close()
