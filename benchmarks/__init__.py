@@ -1,18 +1,18 @@
 """softprompt's benchmark suite: ratios measured inside one run, against PEFT and the machine.
 
-Run it with ``python -m benchmarks.run`` (short), ``python -m benchmarks.run --full`` (the
-issue's sizes), ``nox -s bench`` or ``softprompt bench``. Each keras backend runs in its own
-worker process (keras fixes its backend per process), PEFT/transformers in another, and the
-coordinator alternates single repeats of the contenders of each comparison across those
-processes, so that a noisy, shared machine slows every contender alike; ratios are of medians.
+Run it with ``python -m benchmarks.run`` (short), ``python -m benchmarks.run --full``
+(T5-small sizes everywhere), ``nox -s bench`` or ``softprompt bench``. Each keras backend runs
+in its own worker process (keras fixes its backend per process), PEFT/transformers in another,
+and the coordinator alternates single repeats of the contenders of each comparison across
+those processes, so that a noisy, shared machine slows every contender alike; ratios are
+medians of per-round ratios.
 
-Modules:
-    run        the entry point: arguments, the suites, JSON + markdown output.
-    profiles   the sizes of the toy, short and full runs.
-    pool       worker processes and the interleaved measurement.
-    worker     the worker's loop (``python -m benchmarks.worker``).
-    cases      what a worker can set up and time (keras, PEFT/transformers, matmul peak).
-    workload   synthetic data: SuperGLUE-like lengths, a word tokenizer, label tasks.
-    flops      the honest FLOP count of a prompt-tuning step.
-    report     tables, targets and the verdicts.
+Layout:
+    run          the entry point: options, the run, ``results.json`` + ``results.md``.
+    profiles     the sizes of the toy, short and full runs.
+    comparisons  one module per comparison: ``measure(ctx)`` and ``table(result)``.
+    cases        what a worker can set up and time (keras, PEFT/transformers, matmul peak).
+    harness      worker processes, interleaved timing, workloads, FLOPs, number formats.
+    micro        focused investigations, each run on its own.
+    reference    one kept result per comparison and machine.
 """

@@ -1,7 +1,8 @@
-"""The sizes of a run: ``toy`` (the test), ``short`` (the default) and ``full`` (the issue's).
+"""The sizes of a run: ``toy`` (the test), ``short`` (the default) and ``full`` (T5-small).
 
-The train-step comparison (suite 1) runs in float32 and in bfloat16 (`train_dtypes`) and always uses the issue's T5-small shape outside the toy
-profile: it is the headline number. The short profile runs suites 2-5 on a narrower model
+The train-step comparison runs in float32 and in bfloat16 (`train_dtypes`) and always uses
+T5-small's shape outside the toy profile: it is the headline number. The short profile runs
+the other comparisons on a narrower model
 (``small``: d 256, 4+4 layers, the full 32k vocabulary) and fewer examples so that each
 backend finishes in a few minutes on a loaded 2-core CPU; ``--full`` runs them at T5-small
 size too.
@@ -14,7 +15,7 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """A random T5 of a `softprompt.core.scratch` config."""
+    """A random T5 of a `softprompt.core.pretraining.scratch` config."""
 
     config: str = "t5-small"
     vocabulary_size: int = 32128
@@ -61,7 +62,7 @@ class Profile:
     warmup: int = 1
     #: intra-op threads of every worker (None: each framework's default, all cores)
     threads: int | None = None
-    #: dtypes of the train-step comparison (suite 1): every backend and PEFT in each;
+    #: dtypes of the train-step comparison: every backend and PEFT in each;
     #: ``bfloat16`` is the frozen backbone's weights and compute (the prompt stays float32)
     train_dtypes: tuple[str, ...] = ("float32", "bfloat16")
 

@@ -1,12 +1,13 @@
 """Run the benchmark suite: ``python -m benchmarks.run [--full] [--backends ...] [--out DIR]``.
 
-Short by default (a few minutes per backend on a 2-core CPU); ``--full`` runs the issue's
-sizes everywhere. Writes ``results.json`` (every repeat, every derived number) and
+Short by default (a few minutes per backend on a 2-core CPU); ``--full`` runs T5-small's
+sizes in every comparison. Writes ``results.json`` (every repeat, every derived number) and
 ``results.md`` (the tables) to ``benchmarks/results/`` or ``--out``, and prints the tables.
 
 Example:
     python -m benchmarks.run --backends jax --suites train,decode
     python -m benchmarks.run --full --out /tmp/bench
+    python -m benchmarks.run --tables benchmarks/reference/amd-epyc-2core/suite.json
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import report
-from benchmarks.pool import HF, ROOT, Pool
+from benchmarks.comparisons import SUITES, markdown
+from benchmarks.harness.context import Context
+from benchmarks.harness.pool import HF, ROOT, Pool
 from benchmarks.profiles import PROFILES
-from benchmarks.suites import SUITES, Context
-from softprompt.backends.base import DTYPES  # the train step's dtypes (suite 1)
+from softprompt.backends.base import DTYPES  # the train step's dtypes
 
 BACKENDS = ("jax", "torch", "tensorflow")
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
+#: CPU flags that decide which kernels the frameworks can use (recorded with every run)
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+             "amx_tile", "amx_bf16", "amx_int8", "avx_vnni", "neon", "asimd", "sve")
 
 
 def installed_backends() -> list[str]:
@@ -54,15 +58,18 @@ def parse_list(text: str | None, allowed, what: str) -> list[str] | None:
 def machine_info() -> dict:
     import numpy as np
 
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = None, None
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                key, _, value = (s.strip() for s in line.partition(":"))
+                if key == "model name" and cpu is None:
+                    cpu = value
+                elif key in ("flags", "Features") and flags is None:
+                    flags = [f for f in CPU_FLAGS if f in value.split()]
     except OSError:
         pass
+    cpu = cpu or platform.processor() or platform.machine()
     versions = [f"Python {platform.python_version()}", f"numpy {np.__version__}"]
     for name in ("keras", "keras_hub", "jax", "torch", "tensorflow", "transformers", "peft"):
         spec = importlib.util.find_spec(name)
@@ -73,8 +80,8 @@ def machine_info() -> dict:
                 versions.append(f"{name.replace('_', '-')} {version(name.replace('_', '-'))}")
             except Exception:  # noqa: BLE001
                 pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "versions": ", ".join(versions)}
+    return {"cpu": cpu, "cpu_flags": " ".join(flags or []), "cores": os.cpu_count(),
+            "platform": platform.platform(), "versions": ", ".join(versions)}
 
 
 def _load() -> str:
@@ -147,11 +154,10 @@ def run(profile: str = "short", backends=None, out=None, suites=None, rounds=Non
         for name in suites:
             log(f"[{time.strftime('%H:%M:%S')}] suite {name} (load {_load()})")
             started = time.perf_counter()
-            results["suites"][name] = SUITES[name](ctx)
+            results["suites"][name] = SUITES[name].measure(ctx)
             results["seconds"][name] = round(time.perf_counter() - started, 1)
     machine["load_after"] = _load()
-    results["verdicts"] = [dataclasses.asdict(v) for v in report.verdicts(results)]
-    text = report.markdown(results)
+    text = markdown(results)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     (out / "results.md").write_text(text)
     return results, text, out
@@ -160,7 +166,8 @@ def run(profile: str = "short", backends=None, out=None, suites=None, rounds=Non
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="the issue's sizes everywhere")
+    parser.add_argument("--full", action="store_true",
+                        help="T5-small's sizes in every comparison")
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
                         help="toy | short | full (--full is --profile full)")
     parser.add_argument("--backends", default=None,
@@ -176,7 +183,16 @@ def main(argv=None) -> int:
                         help=f"train step dtypes, comma-separated: {', '.join(DTYPES)} "
                              "(default: float32,bfloat16)")
     parser.add_argument("--out", default=None, help=f"output directory (default {DEFAULT_OUT})")
+    parser.add_argument("--tables", metavar="RESULTS_JSON", default=None,
+                        help="measure nothing: print the tables of a results.json written "
+                             "earlier (e.g. one in benchmarks/reference/)")
     args = parser.parse_args(argv)
+    if args.tables:
+        try:
+            print(markdown(json.loads(Path(args.tables).read_text())), end="")
+        except (OSError, ValueError, KeyError) as err:
+            parser.error(f"cannot read the results in {args.tables}: {err}")
+        return 0
     try:
         _, text, out = run(
             profile=args.profile or ("full" if args.full else "short"),

@@ -36,8 +36,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from benchmarks.harness.workload import random_texts
 from benchmarks.serving.client import run_phase, uniform, zipf
-from benchmarks.workload import random_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("mixed", "per-task")

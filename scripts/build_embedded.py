@@ -1,7 +1,7 @@
 """Rebuild the embedded model ``softprompt_tiny`` and the built-in task, from nothing.
 
 What produced the shipped files (seed 0, the JAX backend; bit for bit only with the code
-that built them, see ``softprompt/data/README.md``)::
+that built them, see ``docs/embedded-model.md``)::
 
     python scripts/build_embedded.py
 
@@ -17,7 +17,7 @@ that built them, see ``softprompt/data/README.md``)::
 
 ``--steps 20 --out /tmp/x`` is a quick smoke run (the tests do that).
 
-The whole build runs on CPU; see ``softprompt/data/README.md`` for the measured
+The whole build runs on CPU; see ``docs/embedded-model.md`` for the measured
 time and scores.
 """
 
@@ -59,8 +59,8 @@ def adapt_command(work: Path, out: Path, steps: int, seed: int) -> list[str]:
 def check(preset: str, n: int = 96, seed: int = 1, echo=print) -> dict:
     """Accuracy (%) of every pretraining skill on fresh sentences, and the demo baselines."""
     from softprompt.core import demo
-    from softprompt.core.evaluate import decode_texts
-    from softprompt.core.model import PromptedT5
+    from softprompt.core.inference.batched import generate
+    from softprompt.core.model.prompted_t5 import PromptedT5
     from softprompt.data import synthetic
 
     model = PromptedT5.from_preset(preset, prompt_length=1, init="zeros")
@@ -74,8 +74,8 @@ def check(preset: str, n: int = 96, seed: int = 1, echo=print) -> dict:
         pairs = [synthetic.skill_pair(name, rng.choice(questions), s,
                                       s.render(rng.randrange(len(synthetic.TEMPLATES))), rng)
                  for s in scenes]
-        preds = decode_texts(bare, [p[0] for p in pairs], max_length=4, batch_size=n,
-                             max_input_length=64)
+        preds = generate(bare, [p[0] for p in pairs], max_length=4, batch_size=n,
+                         max_input_length=64)
         gold = [p[1] for p in pairs]
         results[skill] = 100.0 * sum(p.strip() == g for p, g in zip(preds, gold)) / n
     dev = demo.task().read(demo.DATA, "validation")

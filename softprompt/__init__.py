@@ -3,7 +3,8 @@
 Example:
     >>> import softprompt
     >>> model = softprompt.PromptedT5.from_preset("softprompt_tiny", prompt_length=20)
-    >>> model.compile()            # the paper's Adafactor (lr 0.3) + z-loss
+    >>> model.compile(optimizer=softprompt.Adafactor(learning_rate=0.3))   # the paper's, + z-loss
+    >>> softprompt.generate(model, ["the red fox ran."], max_length=4)
     >>> softprompt.save_prompt("prompt.npy", model.prompt.embeddings[0])
 
 Names are imported lazily, so ``import softprompt`` does not load keras (the
@@ -17,21 +18,21 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "PromptedT5": "softprompt.core.model",
-    "SoftPrompt": "softprompt.core.prompt",
-    "Adafactor": "softprompt.core.adafactor",
-    "save_prompt": "softprompt.core.files",
-    "load_prompt": "softprompt.core.files",
-    "score": "softprompt.core.decode",
-    "generate": "softprompt.core.decode",
-    "greedy_tokens": "softprompt.core.decode",
-    "seq2seq_loss": "softprompt.core.loss",
-    "initial_prompt": "softprompt.core.init",
-    "convert_hf_t5": "softprompt.core.convert_hf",
-    "export_peft": "softprompt.core.peft_format",
-    "import_peft": "softprompt.core.peft_format",
-    "read_peft": "softprompt.core.peft_format",
-    "export_official": "softprompt.core.peft_format",
+    "PromptedT5": "softprompt.core.model.prompted_t5",
+    "SoftPrompt": "softprompt.core.model.prompt",
+    "Adafactor": "softprompt.core.training.adafactor",
+    "save_prompt": "softprompt.core.io.prompt_files",
+    "load_prompt": "softprompt.core.io.prompt_files",
+    "score": "softprompt.core.inference.batched",
+    "generate": "softprompt.core.inference.batched",
+    "greedy_tokens": "softprompt.core.inference.decoding",
+    "seq2seq_loss": "softprompt.core.model.loss",
+    "initial_prompt": "softprompt.core.model.init",
+    "convert_hf_t5": "softprompt.core.interop.hf_t5",
+    "export_peft": "softprompt.core.interop.peft",
+    "import_peft": "softprompt.core.interop.peft",
+    "read_peft": "softprompt.core.interop.peft",
+    "export_official": "softprompt.core.interop.official",
     "tasks": "softprompt.tasks",
     "backends": "softprompt.backends",
 }

@@ -38,7 +38,7 @@ def tiny_corpus() -> list[str]:
 
 
 def _build(tmp_path_factory, style: str, config="test", seed=0):
-    from softprompt.core.scratch import build_preset
+    from softprompt.core.pretraining.scratch import build_preset
 
     out = tmp_path_factory.mktemp(f"preset-{style}")
     return str(build_preset(out, corpus(), config=config, style=style, vocab_size=120, seed=seed))

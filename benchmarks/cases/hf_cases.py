@@ -14,15 +14,15 @@ import time
 
 import numpy as np
 
-from benchmarks import workload
 from benchmarks.cases import Case, memory, reset_peak_rss, rss_mb
+from benchmarks.harness import workload
 
 
 def hf_config(model: dict):
     """transformers' `T5Config` for a benchmark `ModelSpec` dict (dropout 0, like ours)."""
     from transformers import T5Config
 
-    from softprompt.core.scratch import CONFIGS
+    from softprompt.core.pretraining.scratch import CONFIGS
 
     arch = CONFIGS[model["config"]]
     gated = model["style"] == "t5.1.1"
@@ -188,7 +188,7 @@ class PeftPaddedStep(Case):
 
 
 class Checkpoint(Case):
-    """Writes a random T5 with `save_pretrained` (the weights both sides of suite 5 load)."""
+    """Writes a random T5 with `save_pretrained` (the weights both sides of the decoding comparison load)."""
 
     def __init__(self, model, out, seed=0):
         self.spec, self.out, self.seed = model, out, seed

@@ -2,8 +2,8 @@
 
 Every case goes through the library's public paths: `PromptedT5.compile` /
 `train_on_batch` with the adapter's compile defaults, the bucketed `TrainBatches` stream
-that ``softprompt train`` uses, `softprompt.core.evaluate.predict_inputs` for rank
-classification, generation and ensembles, and `softprompt.core.decode.greedy_tokens`.
+that ``softprompt train`` uses, `softprompt.core.inference.evaluate.predict_inputs` for rank
+classification, generation and ensembles, and `softprompt.core.inference.decoding.greedy_tokens`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,16 @@ import time
 
 import numpy as np
 
-from benchmarks import workload
 from benchmarks.cases import Case, memory, reset_peak_rss, rss_mb
+from benchmarks.harness import workload
+
+
+def _adafactor():
+    """The paper's optimizer: Adafactor at constant lr 0.3."""
+    from softprompt.core.training.adafactor import Adafactor
+
+    return Adafactor(learning_rate=0.3)
+
 
 _BACKBONES: dict = {}
 
@@ -30,11 +38,11 @@ def backbone_for(model: dict | None = None, hf_dir: str | None = None):
     key = _backbone_key(model, hf_dir)
     if key not in _BACKBONES:
         if hf_dir:
-            from softprompt.core.convert_hf import load_hf_t5
+            from softprompt.core.interop.hf_t5 import load_hf_t5
 
             _BACKBONES[key] = load_hf_t5(hf_dir)[0]
         else:
-            from softprompt.core.scratch import build_backbone
+            from softprompt.core.pretraining.scratch import build_backbone
 
             _BACKBONES[key] = build_backbone(
                 model["vocabulary_size"], model["config"], model["style"], seed=0
@@ -97,7 +105,7 @@ def device_memory() -> dict:
 
 def train_batch(batch, input_length, target_length, vocabulary_size, seed=0):
     """A full, unpadded training batch ``(x, y, sample_weight)`` of random ids."""
-    from softprompt.core.batching import seq2seq_batch
+    from softprompt.core.text.batching import seq2seq_batch
 
     inputs = workload.token_rows([input_length] * batch, vocabulary_size, seed)
     targets = workload.token_rows([target_length] * batch, vocabulary_size, seed + 1)
@@ -121,7 +129,7 @@ class TrainStep(Case):
         started = time.perf_counter()
         self.model = prompted(self.spec, self.prompt_length, seed=self.seed, dtype=self.dtype)
         kwargs = {} if self.jit_compile is None else {"jit_compile": self.jit_compile}
-        self.model.compile(**kwargs)
+        self.model.compile(optimizer=_adafactor(), **kwargs)
         self.x, self.y, self.w = train_batch(self.batch, self.input_length, self.target_length,
                                              self.spec["vocabulary_size"], self.seed)
         build_s = time.perf_counter() - started
@@ -192,7 +200,7 @@ class BucketSteps(Case):
         self.max_length, self.seed = max_length, seed
 
     def setup(self):
-        from softprompt.core import batching
+        from softprompt.core.text import batching
 
         vocab = self.spec["vocabulary_size"]
         encoded = batching.Encoded(
@@ -209,7 +217,7 @@ class BucketSteps(Case):
             plans[name] = {int(w): widths.count(w) for w in sorted(set(widths))}
             tokens[name] = sum(w * self.batch for w in widths)
         self.model = prompted(self.spec, self.prompt_length, seed=self.seed)
-        self.model.compile()
+        self.model.compile(optimizer=_adafactor())
         self.batches = {}
         started = time.perf_counter()
         for width in sorted({w for plan in plans.values() for w in plan}):
@@ -226,9 +234,9 @@ class BucketSteps(Case):
 
 
 def _label_ids(tokenizer, labels):
-    from softprompt.core import tokens as tok
+    from softprompt.core.text import tokens as tok
 
-    return tok.encode(tokenizer, list(labels), add_eos=True)
+    return tok.tokenize(tokenizer, list(labels), add_eos=True)
 
 
 class LabelEval(Case):
@@ -248,7 +256,7 @@ class LabelEval(Case):
                 "label_tokens": [len(r) for r in _label_ids(tokenizer, self.labels)]}
 
     def time_rank(self):
-        from softprompt.core import evaluate as ev
+        from softprompt.core.inference import evaluate as ev
 
         preds = ev.predict_inputs(self.model, self.texts, "rank",
                                   candidates=[self.labels] * len(self.texts),
@@ -259,12 +267,12 @@ class LabelEval(Case):
         """The floor both methods share: the encoder over the same length-bucketed batches."""
         from keras import ops
 
-        from softprompt.core import evaluate as ev
-        from softprompt.core.batching import bucket_lengths, inference_plan, pad
-        from softprompt.core.decode import _encoder
+        from softprompt.core.inference.batched import tokenize_inputs
+        from softprompt.core.inference.decoding import compiled_encoder
+        from softprompt.core.text.batching import bucket_lengths, inference_plan, pad
 
-        inputs = ev.encode_inputs(self.model, self.texts, 512)
-        encode = _encoder(self.model)
+        inputs = tokenize_inputs(self.model, self.texts, 512)
+        encode = compiled_encoder(self.model)
         # the batches `evaluate` makes (same buckets, same order)
         buckets = bucket_lengths(max(512, max(len(r) for r in inputs)))
         for width, idx in inference_plan([len(r) for r in inputs], self.batch, buckets):
@@ -273,7 +281,7 @@ class LabelEval(Case):
             ops.convert_to_numpy(out[:, :1, :1])  # wait for the result
 
     def time_generate(self):
-        from softprompt.core import evaluate as ev
+        from softprompt.core.inference import evaluate as ev
 
         preds = ev.predict_inputs(self.model, self.texts, "decode", batch_size=self.batch,
                                   max_target_length=self.max_target)
@@ -294,7 +302,7 @@ class Serving(Case):
     def setup(self):
         tokenizer = workload.WordTokenizer(self.spec["vocabulary_size"])
         self.mixed = prompted(self.spec, self.prompt_length, self.mixed_prompts, self.seed)
-        self.mixed.compile()
+        self.mixed.compile(optimizer=_adafactor())
         x, _, _ = train_batch(self.batch, self.input_length, self.target_length,
                               self.spec["vocabulary_size"], self.seed)
         self.x_single = dict(x, prompt_ids=np.zeros((self.batch,), np.int32))
@@ -312,7 +320,7 @@ class Serving(Case):
         self.mixed.predict_on_batch(self.x_mixed)
 
     def _rank(self, inputs, **kwargs):
-        from softprompt.core import evaluate as ev
+        from softprompt.core.inference import evaluate as ev
 
         texts = self.texts[: int(inputs)]
         return ev.predict_inputs(self.joint, texts, "rank", candidates=[self.labels] * len(texts),
@@ -339,18 +347,18 @@ class Decode(Case):
             batch, input_length, prompt, seed)
 
     def setup(self):
-        from softprompt.core.decode import pad_batch
+        from softprompt.core.text.batching import pad
 
         array = np.load(self.prompt_path)
         self.model = prompted(self.spec, array.shape[0], hf_dir=self.hf_dir)
         self.model.load_prompt(array)
         vocab = self.model.backbone.vocabulary_size
         rows = workload.token_rows([self.input_length] * self.batch, vocab, self.seed)
-        self.ids, self.mask = pad_batch(rows)
+        self.ids, self.mask = pad(rows)
         return {}
 
     def _decode(self, length, use_cache):
-        from softprompt.core.decode import greedy_tokens
+        from softprompt.core.inference.decoding import greedy_tokens
 
         out = greedy_tokens(self.model, self.ids, self.mask, max_length=int(length),
                             use_cache=use_cache)
@@ -378,7 +386,7 @@ class BuiltinLabelEval(Case):
     def setup(self):
         from softprompt import PromptedT5
         from softprompt.core import demo
-        from softprompt.core import evaluate as ev
+        from softprompt.core.inference import evaluate as ev
 
         self.task = demo.task()
         examples = list(self.task.read(str(demo.DATA), "validation"))
@@ -390,10 +398,10 @@ class BuiltinLabelEval(Case):
                 "labels": len(self.labels)}
 
     def _predict(self, method):
-        from softprompt.core import evaluate as ev
+        from softprompt.core.inference import evaluate as ev
 
-        preds = ev.predict(self.model, self.task, self.examples, method, batch_size=self.batch,
-                           max_input_length=64)
+        preds = ev.predict_examples(self.model, self.task, self.examples, method,
+                                    batch_size=self.batch, max_input_length=64)
         parsed = [self.task.postprocess(t, ex) for t, ex in zip(preds.replica(0), self.examples)]
         return {"predictions": [self.labels.index(p) if p in self.labels else -1
                                 for p in parsed]}
@@ -407,13 +415,13 @@ class BuiltinLabelEval(Case):
     def time_encode(self):
         from keras import ops
 
-        from softprompt.core import evaluate as ev
-        from softprompt.core.batching import bucket_lengths, inference_plan, pad
-        from softprompt.core.decode import _encoder
+        from softprompt.core.inference.batched import tokenize_inputs
+        from softprompt.core.inference.decoding import compiled_encoder
+        from softprompt.core.text.batching import bucket_lengths, inference_plan, pad
 
-        inputs = ev.encode_inputs(self.model, [self.task.format(ex)[0] for ex in self.examples],
-                                  64)
-        encode = _encoder(self.model)
+        inputs = tokenize_inputs(self.model, [self.task.format(ex)[0] for ex in self.examples],
+                                 64)
+        encode = compiled_encoder(self.model)
         buckets = bucket_lengths(max(64, max(len(r) for r in inputs)))
         for width, idx in inference_plan([len(r) for r in inputs], self.batch, buckets):
             ids, mask = pad([inputs[i] for i in idx], width)

@@ -1,7 +1,7 @@
 """A server for the load benchmark: the app of ``softprompt serve`` over a random T5.
 
 Nothing is downloaded: ``--model t5-small`` is a random T5 of that shape (vocab 32128,
-d 512, 6+6 layers; `softprompt.core.scratch`) with the benchmarks' `WordTokenizer`
+d 512, 6+6 layers; `softprompt.core.pretraining.scratch`) with the benchmarks' `WordTokenizer`
 (random weights are fine for throughput); ``--model softprompt_tiny`` is the embedded
 model. ``--tasks N`` random prompts are saved with softprompt's own `save_prompt` into a
 folder the server reads like any other. Everything else is the library's: `Engine`,
@@ -24,13 +24,13 @@ import numpy as np
 
 def build_model(name: str):
     """A `PromptedT5` (its own prompt unused) and a short description."""
-    from softprompt.core.model import PromptedT5
+    from softprompt.core.model.prompted_t5 import PromptedT5
 
     if name == "softprompt_tiny":
         return PromptedT5.from_preset(name, prompt_length=1, init="uniform", seed=0)
+    from benchmarks.harness.workload import WordTokenizer
     from benchmarks.profiles import ModelSpec
-    from benchmarks.workload import WordTokenizer
-    from softprompt.core.scratch import build_backbone
+    from softprompt.core.pretraining.scratch import build_backbone
 
     spec = ModelSpec(name)
     backbone = build_backbone(spec.vocabulary_size, spec.config, spec.style, seed=0)
@@ -41,7 +41,7 @@ def build_model(name: str):
 
 
 def write_prompts(folder: Path, model, tasks: int, length: int) -> None:
-    from softprompt.core.files import save_prompt
+    from softprompt.core.io.prompt_files import save_prompt
 
     matrix = model.embedding_matrix()
     for k in range(tasks):

@@ -11,6 +11,11 @@ the default ``jit_compile``, precision and CPU-device simulation
 `torch.distributed` under torchrun, TensorFlow's `MirroredStrategy`. The
 order in which a training loop calls them is in `softprompt.backends.base`.
 
+This package is the only one in softprompt that imports a framework (jax,
+torch, tensorflow): besides the adapters, `torch_pickle` reads PyTorch weight
+files safely and `quiet_tensorflow_import` loads TensorFlow (keras-hub's
+tokenizers need it on every backend) without its start-up noise.
+
 Example:
     >>> from softprompt import backends
     >>> backends.select("jax")          # before keras is imported
@@ -25,6 +30,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import tempfile
 
 SUPPORTED = ("jax", "torch", "tensorflow")
 _MODULES = {"jax": "jax_adapter", "torch": "torch_adapter", "tensorflow": "tensorflow_adapter"}
@@ -74,3 +80,31 @@ def current():
     validate(backend)
     module = importlib.import_module(f"softprompt.backends.{_MODULES[backend]}")
     return module.ADAPTER
+
+
+def quiet_tensorflow_import() -> None:
+    """Import TensorFlow with its C++ start-up chatter held back.
+
+    keras-hub's tokenizers need TensorFlow on every backend, and TensorFlow's
+    C++ runtime prints oneDNN/CUDA notices straight to the stderr file
+    descriptor before its logging is configured (``TF_CPP_MIN_LOG_LEVEL``
+    cannot stop them), which would bury our one-line errors. The notices are
+    shown only if the import fails.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except Exception:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

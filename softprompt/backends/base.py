@@ -20,7 +20,7 @@ The training loop calls, in this order::
     with dist.scope():                         # 5. create, compile and train inside
         model = PromptedT5.from_preset(...)
         dist.prepare(model)                    # 6. after the model exists, before training
-        model.compile()
+        model.compile(optimizer=Adafactor(learning_rate=0.3))
         # global_batches: a sequence of (x, y, sample_weight), the SAME on every process
         model.fit(dist.dataset(global_batches), shuffle=False, epochs=..., callbacks=...)
         # or, step by step: model.train_on_batch(*dist.shard_batch(x, y, w))
@@ -37,6 +37,11 @@ Callbacks run in every process; those that write (checkpoints, CSV logs,
 TensorBoard) should be given to the writer only, those that decide (early
 stopping on a dev metric computed from the same prompt) to every process, so
 that all stop together.
+
+Why this module is long: it is the whole contract between the core and the
+adapters (the `Adapter` and `Distribution` interfaces, the order of calls) and
+the helpers every adapter's distribution shares (meshes, sharding batches, the
+global token loss), so an adapter's author reads one file.
 """
 
 from __future__ import annotations
@@ -89,7 +94,7 @@ class Distribution:
         >>> dist = backends.current().distribute("data")
         >>> with dist.scope():
         ...     model = dist.prepare(PromptedT5.from_preset(preset, prompt_length=100))
-        ...     model.compile()
+        ...     model.compile(optimizer=Adafactor(learning_rate=0.3))
         ...     model.train_on_batch(*dist.shard_batch(x, y, target_mask))
         >>> dist.num_replicas, dist.is_writer
         (4, True)
@@ -199,7 +204,7 @@ def keep_freed_memory() -> bool:
     each of its pages. A 5-prompt ensemble of 16 T5-small inputs has 142 MiB
     feed-forward activations: a torch ReLU on one takes 80 ms with the faults and 13 ms
     without; an XLA product with a 37 MiB result, 110 ms and 90 ms (one core,
-    `python -m benchmarks.allocator`). Every
+    `python -m benchmarks.micro.allocator`). Every
     `Adapter` calls it when it is made (on the first `backends.current()`). With
     ``mmap`` off (``M_MMAP_MAX=0``) and the heap trimmed only past 1 GiB, freed
     blocks are reused; the process keeps its peak memory instead of returning it.
@@ -326,10 +331,10 @@ class Adapter:
 
         return np.asarray(keras.ops.convert_to_numpy(keras.ops.argmax(logits, axis=-1)), np.int32)
 
-    # ---------------------------------------------------------- inference (issue 9)
-    # Added by the benchmarks work (issue 9), additive: greedy decoding and rank
-    # classification run outside keras' compiled train/predict functions, one small
-    # call per generated token; compiling those calls is the adapter's business.
+    # ---------------------------------------------------------- inference
+    # Greedy decoding and rank classification run outside keras' compiled
+    # train/predict functions, one small call per generated token; compiling those
+    # calls is the adapter's business.
     #: Whether `compile_function` compiles (then callers pass step indices as tensors
     #: and keep shapes few, since every new shape compiles once).
     compiles_functions: bool = False
@@ -366,9 +371,9 @@ class Adapter:
         A kernel is ``kernel(query, key, value, bias) -> output`` with queries
         ``(batch, q, heads, dim)``, keys and values ``(batch, k, heads, dim)``, unscaled
         scores and `bias` broadcastable to ``(batch, heads, q, k)``; it must compute
-        ``softmax(Q K^T + bias) V`` and its gradient. `softprompt.core.t5_blocks` uses
+        ``softmax(Q K^T + bias) V`` and its gradient. `softprompt.core.model.t5_blocks` uses
         it where no attention dropout is active; measure a kernel against the written-out
-        core with `benchmarks/attention_core.py [--dtype D]`.
+        core with `benchmarks/micro/attention_core.py [--dtype D]`.
 
         Example:
             >>> kernel = backends.current().attention_kernel("float32")
@@ -542,7 +547,7 @@ def install_global_token_loss(model, global_sum: Callable, grad_scale: float = 1
 
     def compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
         loss = local_loss(x, y, y_pred, sample_weight, training=training)
-        if not getattr(model, "_softprompt_loss", False) or y is None:
+        if not getattr(model, "uses_token_loss", False) or y is None:
             return loss
         if sample_weight is None:
             local = ops.cast(ops.size(y), "float32")

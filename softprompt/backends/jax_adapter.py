@@ -12,6 +12,10 @@ Several hosts (a TPU pod slice, multi-node GPUs) run the same command on every
 host; `keras.distribution.initialize()` joins them when the environment says so
 (see `multihost_requested`), each host feeds its own rows of every global
 batch (`shard_batch`), and rank 0 writes the files.
+
+Why this module is long: besides the adapter and its `Distribution`, it holds
+the JAX attention core with its written-out backward pass (`softmax_attention`),
+which belongs to no other backend.
 """
 
 from __future__ import annotations
@@ -236,7 +240,7 @@ def softmax_attention():
     XLA's autodiff of the same forward on CPU is slower (T5-small's 8 x 228 tokens,
     one quiet core, forward + gradient: 63 ms vs 41 ms in float32; with bfloat16
     inputs 47 ms for the written-out core with bfloat16 products vs 43 ms for this
-    float32 one; `python -m benchmarks.attention_core [--dtype bfloat16]`). Built once,
+    float32 one; `python -m benchmarks.micro.attention_core [--dtype bfloat16]`). Built once,
     on first use.
 
     Example:
@@ -289,7 +293,7 @@ def softmax_attention():
 class JaxAdapter(Adapter):
     name = "jax"
     default_jit_compile = True
-    # issue 9 (benchmarks): decoding/scoring steps are jitted; see `compile_function`.
+    # Greedy decoding and scoring steps are jitted; see `compile_function`.
     compiles_functions = True
 
     def compile_function(self, fn, variables):
@@ -322,7 +326,7 @@ class JaxAdapter(Adapter):
         a float32 result type (``preferred_element_type``) at about twice it
         (`benchmarks/cases/peak.py`); autodiff's own transpose of such a product would be
         a plain one again, so the gradient products are written out (`reduced_matmul`;
-        the whole train step: `python -m benchmarks.jax_products`).
+        the whole train step: `python -m benchmarks.micro.jax_products`).
         Other dtypes: `keras.ops.matmul`.
         """
         import jax

@@ -100,7 +100,7 @@ class TensorflowDistribution(Distribution):
 class TensorflowAdapter(Adapter):
     name = "tensorflow"
     default_jit_compile = "auto"
-    # issue 9 (benchmarks): decoding/scoring steps run as traced graphs; see `compile_function`.
+    # Greedy decoding and scoring steps run as traced graphs; see `compile_function`.
     compiles_functions = True
 
     def compile_function(self, fn, variables):

@@ -164,17 +164,16 @@ def sdpa_attention(query, key, value, bias):
 class TorchAdapter(Adapter):
     name = "torch"
     # Attention: torch's own kernel in float32, see `attention_kernel`; in bfloat16 its
-    # CPU kernel is the slower one (forward + gradient 52.2 ms vs 29.4 ms written out
-    # with a float32 softmax, one core; `benchmarks/attention_core.py --dtype bfloat16`,
-    # `benchmarks/measured/2026-11-26-1core-attention-core-bf16.txt`).
+    # CPU kernel is the slower one (measure with
+    # `python -m benchmarks.micro.attention_core --dtype bfloat16`).
     # Keras runs torch eagerly; torch.compile is opt-in (jit_compile=True).
     default_jit_compile = False
 
     def attention_kernel(self, dtype):
         """`sdpa_attention` (torch's fused scaled-dot-product attention) for float32 inputs.
 
-        On CPU it beats the written-out core (T5-small attention, 8 x 228 tokens:
-        8.8 ms vs 11.2 ms forward; `python -m benchmarks.attention_core`); other dtypes
+        On CPU it beats the written-out core on T5-small attention (8 x 228 tokens;
+        `python -m benchmarks.micro.attention_core`, docs/performance.md); other dtypes
         get the written-out core (see the class comment).
         """
         import keras
@@ -216,11 +215,9 @@ class TorchAdapter(Adapter):
         """Run CPU ops on one thread: for models as small as the embedded one.
 
         torch's OpenMP threads meet at every parallel op; for a d=128 model a
-        second thread gains little on a quiet machine (20 training steps of the
-        embedded model: 1.14 s with two, 1.56 s with one) and costs a lot when
-        other jobs share the cores: on our 2-core machine at load average ~3 the
-        built-in demo took 227 s with torch's default 2 threads and 24 s with
-        one. ``OMP_NUM_THREADS``, when set, is left to decide; GPUs are not
+        second thread gains little when the cores are free and costs a great
+        deal when other processes share them (every op then waits for a busy
+        core). ``OMP_NUM_THREADS``, when set, is left to decide; GPUs are not
         affected.
         """
         import torch

@@ -1,9 +1,10 @@
-"""``softprompt bench``: the benchmark suite of issue 9, short version, tables printed.
+"""``softprompt bench``: the benchmark suite, short version, tables printed.
 
 The suite lives in the source tree's ``benchmarks/`` package (``python -m benchmarks.run``,
 ``nox -s bench``); this command finds it beside an editable install or a checkout and runs
-the same code. Each keras backend runs in a worker process of its own (keras fixes its
-backend per process), so the command itself never imports keras.
+the same code; from an installed package without it, it says in one line how to run
+it from a checkout (exit code 2). Each keras backend runs in a worker process of its own
+(keras fixes its backend per process), so the command itself never imports keras.
 """
 
 from __future__ import annotations
@@ -18,21 +19,26 @@ from softprompt.cli.common import backend_option, user_errors
 
 
 def load_suite():
-    """The ``benchmarks.run`` module of softprompt's source tree."""
+    """The ``benchmarks.run`` module of softprompt's source tree.
+
+    Found by path beside the package (a checkout, an editable install): it is part of the
+    source tree, not a distribution, so it is imported by name only after that check.
+    """
+    import importlib
+
     import softprompt
 
     root = Path(softprompt.__file__).resolve().parent.parent
     if (root / "benchmarks" / "run.py").is_file():
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
-        import benchmarks.run
-
-        if Path(benchmarks.run.__file__).resolve().parent.parent == root:
-            return benchmarks.run
+        run = importlib.import_module("benchmarks.run")
+        if Path(run.__file__).resolve().parent.parent == root:
+            return run
     raise ValueError(
-        "the benchmark suite ships with softprompt's source tree (benchmarks/), not with the "
-        f"installed package at {root}: install from a checkout (pip install -e .) and run "
-        "`softprompt bench` or `python -m benchmarks.run` there"
+        f"the benchmarks are not part of the installed package ({root / 'softprompt'} has no "
+        "benchmarks/ beside it): run them from a source checkout, `pip install -e .` there, "
+        "then `softprompt bench` (or `python -m benchmarks.run`)"
     )
 
 

@@ -13,7 +13,7 @@ def convert():
 
     \b
     Example:
-        softprompt convert hf-t5 ./t5-base-lm-adapt ./presets/t5-base-lm-adapt
+        softprompt convert hf-t5 path/to/t5-base-lm-adapt ./my-t5-base-lm-adapt
     """
 
 
@@ -33,10 +33,10 @@ def hf_t5(src, out, overwrite, dtype):
 
     \b
     Example:
-        softprompt convert hf-t5 ./t5-base-lm-adapt ./presets/t5-base-lm-adapt
-        softprompt train --preset ./presets/t5-base-lm-adapt --task boolq --data data/BoolQ
+        softprompt convert hf-t5 path/to/t5-base-lm-adapt ./my-t5-base-lm-adapt
+        softprompt train --preset ./my-t5-base-lm-adapt --task boolq --data path/to/BoolQ
     """
-    from softprompt.core.convert_hf import conversion_record, convert_hf_t5
+    from softprompt.core.interop.hf_t5 import conversion_record, convert_hf_t5
 
     path = convert_hf_t5(src, out, overwrite=overwrite, dtype=dtype)
     record = conversion_record(path)

@@ -25,10 +25,11 @@ def export(prompt, to, out, prompt_index, base_model):
 
     \b
     Example:
-        softprompt export runs/boolq/best.npy --to peft adapters/boolq
+        softprompt export runs/demo/best.npy --to peft my-adapters/demo   # after the demo
         softprompt export runs/boolq/best.npy --to official exports/boolq_prompt
     """
-    from softprompt.core.peft_format import export_official, export_peft
+    from softprompt.core.interop.official import export_official
+    from softprompt.core.interop.peft import export_peft
 
     if to == "peft":
         path = export_peft(prompt, out, base_model=base_model, prompt_index=prompt_index)
@@ -52,9 +53,9 @@ def import_(peft_dir, out):
 
     \b
     Example:
-        softprompt import adapters/boolq boolq.npy
+        softprompt import path/to/peft-adapter boolq.npy
     """
-    from softprompt.core.peft_format import import_peft
+    from softprompt.core.interop.peft import import_peft
 
     path, info = import_peft(peft_dir, out)
     if info["dropped_rows"]:

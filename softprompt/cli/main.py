@@ -25,6 +25,7 @@ COMMANDS = {
     "import": "softprompt.cli.interop:import_",
     "adapt": "softprompt.cli.adapt:adapt",
     "bench": "softprompt.cli.bench:bench",
+    "tasks": "softprompt.cli.tasks:tasks",
     "serve": "softprompt.cli.serve:serve",
 }
 
@@ -61,7 +62,9 @@ def cli():
     \b
     Example:
         softprompt train                      # the built-in demo, offline
-        softprompt train --task boolq --data data/BoolQ --preset t5_1.1_lm_adapt
+        softprompt neighbors runs/demo/best.npy -k 5
+        softprompt convert hf-t5 path/to/t5-base-lm-adapt ./my-t5-base-lm-adapt
+        softprompt train --preset ./my-t5-base-lm-adapt --task boolq --data path/to/BoolQ
     """
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from softprompt.cli.common import backend_option, user_errors
-from softprompt.cli.evaluate import make_task, write_json
+from softprompt.cli.common import backend_option, make_task, user_errors, write_json
 
 
 @click.command("neighbors")
@@ -30,16 +29,16 @@ def neighbors(prompt, preset, k, task, labels, allow_mismatch, output):
 
     \b
     Example:
-        softprompt neighbors runs/boolq/best.npy -k 5
-        softprompt neighbors official/prompt --preset t5_base_lm_adapt --task boolq \\
-            --output neighbors.json
+        softprompt neighbors runs/demo/best.npy -k 5     # after `softprompt train`
+        softprompt neighbors path/to/official_prompt --preset ./my-t5-base-lm-adapt \\
+            --task boolq --output neighbors.json
     """
-    from softprompt.core import evaluate as ev
-    from softprompt.core.neighbors import nearest_tokens
+    from softprompt.core.inference.neighbors import nearest_tokens
+    from softprompt.core.inference.prompts import model_for_prompts
 
     if k < 1:
         raise ValueError(f"-k must be at least 1, got {k}")
-    model, arrays, metas = ev.model_for_prompts([prompt], preset, allow_mismatch)
+    model, arrays, metas = model_for_prompts([prompt], preset, allow_mismatch)
     meta = metas[0]
     if labels is not None:
         words = [w.strip() for w in labels.split(",") if w.strip()]

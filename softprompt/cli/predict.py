@@ -8,6 +8,13 @@ from pathlib import Path
 import click
 
 from softprompt.cli.common import backend_option, dtype_option, user_errors
+from softprompt.core.inference.methods import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_INPUT_LENGTH,
+    METHODS,
+)
+from softprompt.core.io.atomic import atomic_write
+from softprompt.tasks import readers
 
 
 def prompt_files(specs) -> dict[str, Path]:
@@ -42,24 +49,12 @@ def prompt_files(specs) -> dict[str, Path]:
 
 
 def read_requests(path) -> list[tuple[str, dict]]:
-    """``(where, record)`` per non-blank line of the input JSONL."""
+    """``(where, record)`` per non-blank line of the input JSONL (as task files are read)."""
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} does not exist")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: malformed JSON ({err.msg} at column {err.colno})"
-                                 ) from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            out.append((where, record))
+    out = list(readers.iter_jsonl(path))
     if not out:
         raise ValueError(f"input file {path} holds no requests")
     return out
@@ -75,14 +70,15 @@ def read_requests(path) -> list[tuple[str, dict]]:
               help="JSONL requests: {\"prompt\": NAME, \"text\": ...} or task fields.")
 @click.option("--output", default="-", show_default=True,
               help="JSONL predictions ('-': stdout).")
-@click.option("--method", type=click.Choice(["decode", "rank"]), default="decode",
+@click.option("--method", type=click.Choice(METHODS), default="decode",
               show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
 @click.option("--preset", default=None,
               help="The frozen model (default: the one the prompts' sidecars name).")
 @click.option("--allow-mismatch", is_flag=True,
               help="Use --preset even if a sidecar names another model.")
-@click.option("--max-input-length", type=int, default=512, show_default=True)
+@click.option("--max-input-length", type=int, default=DEFAULT_MAX_INPUT_LENGTH,
+              show_default=True)
 @click.option("--max-target-length", type=int, default=None,
               help="Tokens to decode (default: each prompt's training setting, else 32).")
 @user_errors
@@ -100,12 +96,12 @@ def predict(prompt_specs, input_path, output, method, batch_size, preset, allow_
     \b
     Example:
         softprompt predict --prompt boolq=runs/boolq/best.npy --prompt rte=runs/rte/best.npy \\
-            --input requests.jsonl --output predictions.jsonl
+            --input path/to/requests.jsonl --output predictions.jsonl
         # requests.jsonl:
         # {"prompt": "boolq", "passage": "...", "question": "..."}
         # {"prompt": "rte", "text": "hypothesis: ... premise: ..."}
     """
-    from softprompt.core import predict as pr
+    from softprompt.core.inference import predict as pr
 
     if batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
@@ -119,8 +115,6 @@ def predict(prompt_specs, input_path, output, method, batch_size, preset, allow_
     if output == "-":
         click.echo(lines, nl=False)
     else:
-        from softprompt.core.atomic import atomic_write
-
         with atomic_write(Path(output), "w") as f:
             f.write(lines)
         click.echo(f"{len(results)} predictions -> {output}", err=True)

@@ -20,10 +20,16 @@ plus the vocabulary words nearest to each learned prompt vector.
 
 This is a small synthetic demo task, not a benchmark.
 
+It sits at the top of core/, above the rooms, because it composes them: training
+(`core.training`) and inference (`core.inference`) around the built-in task.
+
 The CLI uses three hooks: `configure` fills in the options before training,
 `prepare_backend` sets the backend's CPU threading for a model this small,
 and `report` prints the comparison after training. `run` does all three
-around `softprompt.core.train.train` for Python users.
+around `softprompt.core.training.train.train` for Python users. The CLI
+imports this module before it configures the backend, so what loads keras
+(the model, training and inference) is imported inside the functions that
+run after that.
 
 Example:
     >>> from softprompt.core import demo
@@ -39,6 +45,12 @@ import sys
 import time
 from pathlib import Path
 
+from softprompt import backends, tasks
+from softprompt.core.inference.neighbors import nearest_tokens
+from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.prompt_files import load_prompt
+from softprompt.core.text import tokens as tok
+from softprompt.core.training.config import TrainConfig
 from softprompt.data import DATA_DIR
 from softprompt.data.synthetic import DEMO
 
@@ -90,12 +102,9 @@ def configure(options: dict, explicit: set) -> dict:
 def prepare_backend() -> None:
     """The CLI hook once the backend is set up: CPU threading for a model this small.
 
-    torch runs the embedded model on one CPU thread (`TorchAdapter.small_model_threads`:
-    the demo took 24 s instead of 227 s on a busy 2-core machine); other
-    backends keep theirs.
+    torch runs the embedded model on one CPU thread
+    (`TorchAdapter.small_model_threads`); other backends keep theirs.
     """
-    from softprompt import backends
-
     backends.current().small_model_threads()
 
 
@@ -103,16 +112,12 @@ def prepare_backend() -> None:
 
 
 def task():
-    from softprompt import tasks
-
     return tasks.get(TASK, **TASK_ARGS)
 
 
 def with_instruction(model, instruction: str = INSTRUCTION):
     """A model whose prompt is the instruction's token embeddings (prompt design)."""
-    from softprompt.core import tokens as tok
-
-    ids = tok.encode(model.tokenizer, [instruction], add_eos=False)[0]
+    ids = tok.tokenize(model.tokenizer, [instruction], add_eos=False)[0]
     return model.with_prompts([model.embedding_matrix()[ids]])
 
 
@@ -126,7 +131,7 @@ def baselines(model, examples, max_input_length: int = 64, batch_size: int = 100
     likely of the 6 foods), whose chance level is 16.7 %: with decoding the
     frozen model continues the sentence and never answers with a food.
     """
-    from softprompt.core.evaluate import evaluate
+    from softprompt.core.inference.evaluate import evaluate  # keras: see the module's docs
 
     the_task = task()
     bare = model.without_prompt()
@@ -150,9 +155,8 @@ def report(config, result=None, echo=None, k: int = 5) -> dict:
     ``eval_split``, ``max_input_length``); `result` its `TrainResult`. Writes
     ``OUT/demo.json`` and returns the same summary.
     """
-    from softprompt.core.files import load_prompt
-    from softprompt.core.model import PromptedT5
-    from softprompt.core.neighbors import nearest_tokens
+    from softprompt.core.inference.evaluate import evaluate  # keras: see the module's docs
+    from softprompt.core.model.prompted_t5 import PromptedT5
 
     if echo is None:
         def echo(text):
@@ -170,8 +174,6 @@ def report(config, result=None, echo=None, k: int = 5) -> dict:
     tuned = meta.get("metrics", {}).get(METRIC)
     if tuned is None:
         model.load_prompt(best)
-        from softprompt.core.evaluate import evaluate
-
         tuned = evaluate(model, the_task, dev, "decode", batch_size=100)[0][METRIC]
     scores["prompt_tuning"] = float(tuned)
     rows = nearest_tokens(prompt, model.embedding_matrix(), model.tokenizer, k=k,
@@ -206,8 +208,6 @@ def report(config, result=None, echo=None, k: int = 5) -> dict:
         "neighbors": [{"position": r["position"], "tokens": r["tokens"]} for r in rows],
         "report_seconds": round(time.perf_counter() - t0, 2),
     }
-    from softprompt.core.atomic import atomic_write
-
     with atomic_write(out / SUMMARY, "w") as f:
         json.dump(summary, f, indent=1)
     return summary
@@ -222,7 +222,7 @@ def run(out: str = DEFAULTS["out"], progress=False, echo=None, **overrides) -> d
 
     `overrides` are `TrainConfig` fields (``steps=100``, ``prompt_length=5``, ...).
     """
-    from softprompt.core.train import TrainConfig, train
+    from softprompt.core.training.train import train  # keras: see the module's docs
 
     if echo is None:
         def echo(text):

@@ -9,9 +9,11 @@ True
 
 Registered: the SuperGLUE tasks (``boolq cb copa multirc record rte wic wsc``), GLUE's ``sst2
 mrpc qqp``, ``squad``, ``mrqa/<dataset>`` and ``jsonl`` (a user's own data). `register` adds more.
+``Task.read`` takes the distributed files, a task's hub dataset (``read(None, split)``) and the
+other sources in `softprompt.tasks.sources`; `softprompt.tasks.catalog` describes the tasks.
 """
 
-from softprompt.tasks import glue, jsonl, qa, superglue  # noqa: F401  (they register the tasks)
+from softprompt.tasks import glue, jsonl, qa, superglue, superglue_spans  # noqa: F401 (register)
 from softprompt.tasks.base import Task, get, names, register
 
 __all__ = ["Task", "get", "names", "register"]

@@ -23,7 +23,7 @@ import hashlib
 import numpy as np
 
 #: Architectures small enough for hundreds of cases on 2 CPU cores. "test"
-#: and "tiny" are `softprompt.core.scratch.CONFIGS`; "wide1" is a one-layer
+#: and "tiny" are `softprompt.core.pretraining.scratch.CONFIGS`; "wide1" is a one-layer
 #: model with more heads than key/value width to vary the head split.
 SIZES = {
     "test": dict(hidden_dim=16, num_layers=2, num_heads=2, intermediate_dim=32, key_value_dim=8),

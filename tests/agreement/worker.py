@@ -18,6 +18,7 @@ Run by hand to debug one backend::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import sys
@@ -70,7 +71,7 @@ class Worker:
     def backbone(self, spec):
         key = modelspec.arch_key(spec)
         if key not in self.backbones:
-            from softprompt.core.scratch import build_backbone
+            from softprompt.core.pretraining.scratch import build_backbone
 
             arch = modelspec.SIZES[spec["size"]]
             self.backbones[key] = [build_backbone(spec["vocab"], arch, spec["style"], dropout=0.0),
@@ -85,7 +86,7 @@ class Worker:
         return entry[0]
 
     def model(self, spec, prompt=None, purpose="forward"):
-        from softprompt.core.model import PromptedT5
+        from softprompt.core.model.prompted_t5 import PromptedT5
 
         key = modelspec.model_key(spec) + (purpose,)
         backbone = self.backbone(spec)
@@ -132,8 +133,8 @@ class Worker:
 
     def fresh_model(self, spec):
         """A new backbone and model for `spec`, built from scratch and not cached."""
-        from softprompt.core.model import PromptedT5
-        from softprompt.core.scratch import build_backbone
+        from softprompt.core.model.prompted_t5 import PromptedT5
+        from softprompt.core.pretraining.scratch import build_backbone
 
         arch = modelspec.SIZES[spec["size"]]
         bb = build_backbone(spec["vocab"], arch, spec["style"], dropout=0.0, seed=spec["seed"])
@@ -148,7 +149,7 @@ class Worker:
         With ``fresh=True`` the model is built from scratch first, and the
         fingerprint of its backbone weights is returned too (determinism).
         """
-        from softprompt.core.loss import seq2seq_loss
+        from softprompt.core.model.loss import seq2seq_loss
 
         case = req["case"]
         if req.get("fresh"):
@@ -156,7 +157,8 @@ class Worker:
             model.prompt.embeddings.assign(np.asarray(case["prompt"], np.float32))
         else:
             model = self.model(case["model"], case["prompt"])
-        logits = model(self.inputs(case), training=False)
+        with self.leaking_mask(req.get("mask_floor")):
+            logits = model(self.inputs(case), training=False)
         extra = {}
         if req.get("fresh"):
             extra["backbone"] = modelspec.fingerprint([self.numpy(w) for w in model.backbone.weights])
@@ -165,6 +167,33 @@ class Worker:
                             z_loss=req.get("z_loss", 1e-4))
         return {"logits": self.numpy(logits).astype(np.float32), "loss": float(self.numpy(loss)),
                 **extra}
+
+    @contextlib.contextmanager
+    def leaking_mask(self, floor):
+        """An injected bug, to show that a test catches it: attention masks that leak.
+
+        With `floor` set, every additive attention bias is clipped from below at `floor`
+        (e.g. -12) instead of reaching -1e9, as a mask built with too small a constant
+        would be: each masked key keeps ``exp(floor)`` of its weight. The forward pass
+        runs eagerly, so the patched function is the one called. None: no bug.
+        """
+        if floor is None:
+            yield
+            return
+        from softprompt.core.model import t5_blocks
+
+        original = t5_blocks.attention_core
+        maximum = self.keras.ops.maximum
+
+        def leaky(query, key, value, position_bias, *args, **kwargs):
+            return original(query, key, value, maximum(position_bias, float(floor)),
+                            *args, **kwargs)
+
+        t5_blocks.attention_core = leaky
+        try:
+            yield
+        finally:
+            t5_blocks.attention_core = original
 
     def op_train(self, req):
         """`steps` x `train_on_batch` on the case's batch; the prompt after each step.
@@ -222,13 +251,13 @@ class Worker:
         if name == "sgd":
             return self.keras.optimizers.SGD(**opt)
         if name == "adafactor":
-            from softprompt.core.adafactor import Adafactor
+            from softprompt.core.training.adafactor import Adafactor
 
             return Adafactor(**opt)
         raise ValueError(f"unknown optimizer {name!r}")
 
     def op_greedy(self, req):
-        from softprompt.core.decode import greedy_tokens
+        from softprompt.core.inference.decoding import greedy_tokens
 
         case = req["case"]
         model = self.model(case["model"], case["prompt"])
@@ -240,7 +269,7 @@ class Worker:
         return {"tokens": np.asarray(tokens), "margins": np.asarray(margins)}
 
     def op_score(self, req):
-        from softprompt.core.decode import score_tokens
+        from softprompt.core.inference.decoding import score_tokens
 
         case = req["case"]
         model = self.model(case["model"], case["prompt"])
@@ -250,7 +279,7 @@ class Worker:
 
     def op_build_preset(self, req):
         """Build a tiny preset with a sentencepiece tokenizer (for the initializers)."""
-        from softprompt.core.scratch import build_preset
+        from softprompt.core.pretraining.scratch import build_preset
 
         path = build_preset(req["path"], req["texts"], config=req["config"], style=req["style"],
                             vocab_size=req["vocab_size"], seed=req["seed"])
@@ -260,7 +289,7 @@ class Worker:
         """The initial prompt that `PromptedT5` computes for an init/seed on a preset."""
         import keras_hub
 
-        from softprompt.core.model import PromptedT5
+        from softprompt.core.model.prompted_t5 import PromptedT5
 
         path = req["preset"]
         if path not in self.presets:

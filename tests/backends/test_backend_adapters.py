@@ -228,8 +228,8 @@ def test_mixed_precision_keeps_prompt_and_optimizer_state_float32():
     import keras
 
     from softprompt import PromptedT5
-    from softprompt.core.adafactor import Adafactor
-    from softprompt.core.scratch import build_backbone
+    from softprompt.core.pretraining.scratch import build_backbone
+    from softprompt.core.training.adafactor import Adafactor
 
     adapter = backends.current()
     before = keras.config.dtype_policy().name

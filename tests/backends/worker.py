@@ -60,8 +60,8 @@ def train(adapter, out_dir: str, spec: str, opt: str) -> dict:
     import keras
 
     from softprompt import PromptedT5
-    from softprompt.core.adafactor import Adafactor
-    from softprompt.core.scratch import build_backbone
+    from softprompt.core.pretraining.scratch import build_backbone
+    from softprompt.core.training.adafactor import Adafactor
 
     start = time.perf_counter()
     kind, _, mesh = spec.partition(":")

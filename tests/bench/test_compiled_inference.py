@@ -1,4 +1,4 @@
-"""Guards for the inference speed-ups of issue 9 (compiled decoding and scoring).
+"""Guards for the compiled inference paths (decoding and scoring).
 
 `greedy_tokens` and `score_tokens` run through functions the backend adapter compiles
 (JAX: jit with the weights passed in; TensorFlow: a graph), cached on the model. They
@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from softprompt.core.decode import greedy_tokens, pad_batch, score_tokens
-from softprompt.core.model import PromptedT5
+from softprompt.core.inference.decoding import greedy_tokens, score_tokens
+from softprompt.core.model.prompted_t5 import PromptedT5
+from softprompt.core.text.batching import pad
 
-ENC, MASK = pad_batch([[7, 8, 9, 10, 1], [11, 1]])
+ENC, MASK = pad([[7, 8, 9, 10, 1], [11, 1]])
 CANDIDATES = [[[5, 1], [6, 7, 1]], [[8, 1], [5, 5, 1]]]
 
 
@@ -58,10 +59,10 @@ def test_the_no_prompt_view_is_not_served_the_prompted_trace(preset_v11):
 
 def test_shared_cross_attention_caches_equal_projecting_again(preset):
     model = PromptedT5.from_preset(preset, prompt_length=2, init="uniform", seed=3)
-    encoder_output, mask = model.encode(ops.convert_to_tensor(ENC), ops.convert_to_tensor(MASK))
+    encoder_output, mask = model.call_encoder(ops.convert_to_tensor(ENC), ops.convert_to_tensor(MASK))
     dec = ops.convert_to_tensor(np.asarray([[0, 5, 6], [0, 8, 9]], np.int32))
-    plain = model.decode(encoder_output, mask, dec)
-    cached = model.decode(encoder_output, mask, dec,
+    plain = model.call_decoder(encoder_output, mask, dec)
+    cached = model.call_decoder(encoder_output, mask, dec,
                           cross_attention_caches=model.cross_attention_caches(encoder_output))
     np.testing.assert_allclose(ops.convert_to_numpy(cached), ops.convert_to_numpy(plain),
                                atol=1e-5)

@@ -2,7 +2,7 @@
 
 Written from the rule as T5X states it (``t5x/adafactor.py``,
 ``apply_param_gradient`` with the heuristic factoring), one variable at a time;
-deliberately independent of `softprompt.core.adafactor` (no keras here).
+deliberately independent of `softprompt.core.training.adafactor` (no keras here).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from softprompt.core.adafactor import Adafactor
+from softprompt.core.training.adafactor import Adafactor
 
 
 def _load_reference():

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from softprompt import tasks
-from softprompt.core import ensemble as ens
-from softprompt.core import evaluate as ev
-from softprompt.core.model import PromptedT5
+from softprompt.core.inference import ensemble as ens
+from softprompt.core.inference import evaluate as ev
+from softprompt.core.inference.batched import score
+from softprompt.core.model.prompted_t5 import PromptedT5
 
 LABELS = ["negative", "positive"]
 WORDS = "good great bad terrible movie film story plot actor scene the cat".split()
@@ -48,7 +49,7 @@ def test_rank_mode_averages_log_likelihoods(setup):
     model, prompts, task, examples = setup
     result = ens.ensemble(model, prompts, task, examples, "rank", batch_size=2)
     texts = [task.format(ex)[0] for ex in examples]
-    per_prompt = [ev.rank_texts(model.with_prompts([p]), texts, LABELS) for p in prompts]
+    per_prompt = [score(model.with_prompts([p]), texts, LABELS) for p in prompts]
     for i, predicted in enumerate(result.ensemble_predictions):
         mean = np.mean([per_prompt[p][i] for p in range(3)], axis=0)
         assert predicted == LABELS[int(mean.argmax())]
@@ -61,7 +62,7 @@ def test_decode_vote_breaks_ties_by_summed_log_likelihood(setup):
                           max_target_length=2)
     texts = [task.format(ex)[0] for ex in examples]
     # every example's two answers, scored under each prompt alone
-    alone = [ev.rank_texts(model.with_prompts([p]), texts, result.predictions, batch_size=6)
+    alone = [score(model.with_prompts([p]), texts, result.predictions, batch_size=6)
              for p in pair]
     for i, row in enumerate(result.predictions):
         keys = [task.postprocess(t, examples[i]) for t in row]

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from softprompt import tasks
-from softprompt.core import evaluate as ev
-from softprompt.core.files import save_prompt
-from softprompt.core.model import PromptedT5
+from softprompt.core.inference import batched
+from softprompt.core.inference import evaluate as ev
+from softprompt.core.inference.prompts import model_for_prompts
+from softprompt.core.io.prompt_files import save_prompt
+from softprompt.core.model.prompted_t5 import PromptedT5
 
 # Short inputs (one length bucket) and batches of 6 rows throughout: the tests share shapes,
 # so eager backends compile each operation once.
@@ -35,12 +37,12 @@ def prompts(model):
 def test_mixed_prompts_in_shared_batches_equal_separate_runs(model, prompts):
     both = model.with_prompts(prompts)
     ids = [0, 1, 0, 1, 1, 0]
-    decoded = ev.decode_texts(both, TEXTS, ids, max_length=STEPS, batch_size=6)
-    ranked = ev.rank_texts(both, TEXTS, LABELS, ids, batch_size=6)
+    decoded = batched.generate(both, TEXTS, ids, max_length=STEPS, batch_size=6)
+    ranked = batched.score(both, TEXTS, LABELS, ids, batch_size=6)
     for p in (0, 1):
         alone = model.with_prompts([prompts[p]])
-        alone_decoded = ev.decode_texts(alone, TEXTS, max_length=STEPS, batch_size=6)
-        alone_ranked = ev.rank_texts(alone, TEXTS, LABELS, batch_size=6)
+        alone_decoded = batched.generate(alone, TEXTS, max_length=STEPS, batch_size=6)
+        alone_ranked = batched.score(alone, TEXTS, LABELS, batch_size=6)
         for i in (i for i, x in enumerate(ids) if x == p):
             assert decoded[i] == alone_decoded[i]
             np.testing.assert_allclose(ranked[i], alone_ranked[i], rtol=1e-5, atol=1e-5)
@@ -48,29 +50,29 @@ def test_mixed_prompts_in_shared_batches_equal_separate_runs(model, prompts):
 
 def test_replicas_run_every_prompt_in_the_same_batch(model, prompts):
     both = model.with_prompts(prompts)
-    inputs = ev.encode_inputs(both, TEXTS[:3], 16)
-    rows = ev.decode_ids(both, inputs, max_length=STEPS, batch_size=3, replicas=2)
+    inputs = batched.tokenize_inputs(both, TEXTS[:3], 16)
+    rows = batched.generate_ids(both, inputs, max_length=STEPS, batch_size=3, replicas=2)
     for p in (0, 1):
-        expected = ev.decode_texts(both, TEXTS[:3] * 2, [p] * 6, max_length=STEPS,
+        expected = batched.generate(both, TEXTS[:3] * 2, [p] * 6, max_length=STEPS,
                                    batch_size=6)[:3]
         assert [r[p] for r in rows] == expected
-    scores = ev.rank_ids(both, inputs, [LABELS] * 3, batch_size=3, replicas=2)
+    scores = batched.score_ids(both, inputs, [LABELS] * 3, batch_size=3, replicas=2)
     assert all(s.shape == (2, 2) for s in scores)
     with pytest.raises(ValueError, match="cannot be combined"):
-        ev.decode_ids(both, inputs, [0, 1, 0], max_length=STEPS, replicas=2)
+        batched.generate_ids(both, inputs, [0, 1, 0], max_length=STEPS, replicas=2)
 
 
 def test_per_input_decode_lengths_match_separate_runs(model):
-    inputs = ev.encode_inputs(model, TEXTS, 16)
-    rows = ev.decode_ids(model, inputs, max_length=[1, 2] * 3, batch_size=6)
-    short = ev.decode_texts(model, TEXTS, max_length=1, batch_size=6)
-    full = ev.decode_texts(model, TEXTS, max_length=2, batch_size=6)
+    inputs = batched.tokenize_inputs(model, TEXTS, 16)
+    rows = batched.generate_ids(model, inputs, max_length=[1, 2] * 3, batch_size=6)
+    short = batched.generate(model, TEXTS, max_length=1, batch_size=6)
+    full = batched.generate(model, TEXTS, max_length=2, batch_size=6)
     assert [r[0] for r in rows] == [short[i] if i % 2 == 0 else full[i] for i in range(6)]
 
 
 def test_inputs_with_different_candidate_counts_get_their_own_scores(model, monkeypatch):
     """Inputs are grouped by candidate count; each gets its own row back, in order."""
-    from softprompt.core import decode
+    from softprompt.core.inference import decoding as decode
 
     def fake_score_tokens(model, ids, mask, candidates, prompt_ids=None):
         # a score that identifies (input, candidate): sums of their ids
@@ -80,20 +82,21 @@ def test_inputs_with_different_candidate_counts_get_their_own_scores(model, monk
     monkeypatch.setattr(decode, "score_tokens", fake_score_tokens)
     texts = [TEXTS[0], TEXTS[1], TEXTS[2], TEXTS[3]]
     candidates = [["a"], ["a", "b", "c"], ["b"], ["c", "a", "b"]]
-    scores = ev.rank_texts(model, texts, candidates, batch_size=6)
-    inputs = [sum(r) for r in ev.encode_inputs(model, texts, 16)]
+    inputs = batched.tokenize_inputs(model, texts)
+    scores = [r[0] for r in batched.score_ids(model, inputs, candidates, batch_size=6)]
+    inputs = [sum(r) for r in batched.tokenize_inputs(model, texts, 16)]
     assert len(set(inputs)) == len(inputs)
     for i, (cands, got) in enumerate(zip(candidates, scores)):
-        ids = [sum(r) for r in ev.encode_inputs(model, cands, 16)]
+        ids = [sum(r) for r in batched.tokenize_inputs(model, cands, 16)]
         np.testing.assert_array_equal(got, [inputs[i] * 1000 + c for c in ids])
 
 
 def test_free_form_tasks_cannot_rank(model):
     free = tasks.get("jsonl", template="q: {text}", target_field="answer")
     with pytest.raises(ValueError, match="free-form"):
-        ev.predict(model, free, [{"text": "x", "answer": "y"}], "rank")
+        ev.predict_examples(model, free, [{"text": "x", "answer": "y"}], "rank")
     with pytest.raises(ValueError, match="decode or rank"):
-        ev.predict(model, free, [{"text": "x", "answer": "y"}], "beam")
+        ev.predict_examples(model, free, [{"text": "x", "answer": "y"}], "beam")
 
 
 def test_evaluate_scores_with_the_task(model):
@@ -110,16 +113,16 @@ def test_evaluate_scores_with_the_task(model):
 
 def test_model_for_prompts(model, prompts, tmp_path, preset_v10):
     path = model.with_prompts([prompts[0]]).save_prompt(tmp_path / "a.npy", task="jsonl")
-    loaded, arrays, metas = ev.model_for_prompts([path])  # the sidecar names the model
+    loaded, arrays, metas = model_for_prompts([path])  # the sidecar names the model
     np.testing.assert_array_equal(arrays[0], prompts[0])
     assert metas[0]["task"] == "jsonl" and loaded.num_prompts == 1
     assert json.loads((tmp_path / "a.json").read_text())["backbone"]["preset"] == model.preset
     np.save(tmp_path / "bare.npy", prompts[1])  # no sidecar
     with pytest.raises(ValueError, match="--preset"):
-        ev.model_for_prompts([tmp_path / "bare.npy"])
+        model_for_prompts([tmp_path / "bare.npy"])
     other = tmp_path / "other.npy"
     save_prompt(other, prompts[1], backbone={"preset": "/somewhere/else"})
     with pytest.raises(ValueError, match="different models"):
-        ev.model_for_prompts([path, other])
+        model_for_prompts([path, other])
     with pytest.raises(ValueError, match="--allow-mismatch"):
-        ev.model_for_prompts([path], preset=preset_v10)
+        model_for_prompts([path], preset=preset_v10)

@@ -1,4 +1,4 @@
-"""The paper's prompt initializers (issue 2)."""
+"""The paper's prompt initializers."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import keras_hub
 import numpy as np
 import pytest
 
-from softprompt.core import tokens
-from softprompt.core.files import save_prompt
-from softprompt.core.init import TOP_VOCAB, frequent_ids, initial_prompt
-from softprompt.core.model import PromptedT5
+from softprompt.core.io.prompt_files import save_prompt
+from softprompt.core.model.init import TOP_VOCAB, frequent_ids, initial_prompt
+from softprompt.core.model.prompted_t5 import PromptedT5
+from softprompt.core.text import tokens
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_class_labels_rows_are_mean_subword_embeddings(parts):
     emb, tok = parts
     labels = ["positive", "negative", "neutral"]
     out = initial_prompt("class-labels", emb, tok, length=8, num_prompts=2, labels=labels, seed=0)
-    for i, ids in enumerate(tokens.encode(tok, labels, add_eos=False)):
+    for i, ids in enumerate(tokens.tokenize(tok, labels, add_eos=False)):
         for p in range(2):
             np.testing.assert_allclose(out[p, i], emb[ids].mean(axis=0), rtol=1e-6)
     pool = set(frequent_ids(tok, emb.shape[0]).tolist())
@@ -60,7 +60,7 @@ def test_class_labels_rows_are_mean_subword_embeddings(parts):
 
 def test_text_is_cut_or_repeated(parts):
     emb, tok = parts
-    ids = tokens.encode(tok, ["red green blue"], add_eos=False)[0]
+    ids = tokens.tokenize(tok, ["red green blue"], add_eos=False)[0]
     out = initial_prompt("text", emb, tok, length=len(ids) * 2 + 1, text="red green blue")[0]
     expected = (ids * 3)[: len(ids) * 2 + 1]
     np.testing.assert_array_equal(out, emb[expected])

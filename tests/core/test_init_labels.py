@@ -1,4 +1,4 @@
-"""Class-label init on the embedded model and the built-in demo task (issue 8).
+"""Class-label init on the embedded model and the built-in demo task.
 
 Pins down that the prompt the learning bar's class-label runs start from is the
 paper's construction on this model: row i is the mean of the embeddings of
@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softprompt.core import demo, tokens
-from softprompt.core.init import frequent_ids, initial_prompt
-from softprompt.core.model import PromptedT5
+from softprompt.core import demo
+from softprompt.core.model.init import frequent_ids, initial_prompt
+from softprompt.core.model.prompted_t5 import PromptedT5
+from softprompt.core.text import tokens
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +27,11 @@ def embedded():
 def test_demo_labels_are_averaged_pieces_placed_first_then_sampled_vocab(embedded):
     emb, tok = embedded
     labels = demo.TASK_ARGS["labels"]
-    ids = tokens.encode(tok, labels, add_eos=False)
+    ids = tokens.tokenize(tok, labels, add_eos=False)
     # each label's pieces spell the label, and its training target is those pieces, then </s>
     assert ["".join(tok.id_to_token(i) for i in row) == "▁" + label
             for row, label in zip(ids, labels)] == [True] * len(labels)
-    assert tokens.encode(tok, labels) == [row + [tokens.EOS_ID] for row in ids]
+    assert tokens.tokenize(tok, labels) == [row + [tokens.EOS_ID] for row in ids]
     pool = set(frequent_ids(tok, emb.shape[0]).tolist())
     for seed in range(3):
         prompt = initial_prompt("class-labels", emb, tok, length=20, seed=seed, labels=labels)[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softprompt.core.neighbors import cosine_top_k, nearest_tokens
+from softprompt.core.inference.neighbors import cosine_top_k, nearest_tokens
 
 
 def test_cosine_top_k_ranks_by_angle_not_length():
@@ -20,12 +20,12 @@ def test_cosine_top_k_ranks_by_angle_not_length():
 
 
 def test_label_words_are_found(preset_v11):
-    from softprompt.core.model import PromptedT5
-    from softprompt.core.tokens import encode
+    from softprompt.core.model.prompted_t5 import PromptedT5
+    from softprompt.core.text.tokens import tokenize
 
     model = PromptedT5.from_preset(preset_v11, prompt_length=2, init="uniform", seed=0)
     emb = model.embedding_matrix()
-    word = encode(model.tokenizer, ["positive"], add_eos=False)[0][0]
+    word = tokenize(model.tokenizer, ["positive"], add_eos=False)[0][0]
     prompt = np.stack([emb[word], np.ones(emb.shape[1], np.float32)])
     rows = nearest_tokens(prompt, emb, model.tokenizer, k=3, labels=["positive", "negative"])
     assert rows[0]["ids"][0] == word and rows[0]["similarities"][0] == pytest.approx(1.0)

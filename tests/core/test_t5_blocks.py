@@ -14,8 +14,8 @@ import pytest
 from keras import ops
 
 from softprompt import backends
-from softprompt.core.model import PromptedT5
-from softprompt.core.t5_blocks import transformer_layer
+from softprompt.core.model.prompted_t5 import PromptedT5
+from softprompt.core.model.t5_blocks import transformer_layer
 
 
 @pytest.fixture(params=["written-out", "adapter"])

@@ -12,7 +12,7 @@ from softprompt.cli.main import cli
 
 
 def _config(tmp_path, corpus, steps, **kw):
-    from softprompt.core.adapt import AdaptConfig
+    from softprompt.core.pretraining.adapt import AdaptConfig
 
     values = dict(out=str(tmp_path / "preset"), corpus=corpus, from_config="test",
                   vocab_size=150, vocab_model="bpe", steps=steps, batch_size=4,
@@ -24,8 +24,8 @@ def _config(tmp_path, corpus, steps, **kw):
 def test_prefix_lm_batches_are_a_function_of_the_step(tmp_path, small_corpus):
     import keras_hub
 
-    from softprompt.core import adapt as ad
-    from softprompt.core.scratch import train_sentencepiece
+    from softprompt.core.pretraining import adapt as ad
+    from softprompt.core.pretraining.scratch import train_sentencepiece
 
     texts, pairs, counts = ad.read_corpus_files(small_corpus)
     assert counts == {small_corpus[0]: 120, small_corpus[1]: 120}
@@ -53,8 +53,9 @@ def test_prefix_lm_batches_are_a_function_of_the_step(tmp_path, small_corpus):
 def test_short_run_writes_a_loadable_preset_and_resume_is_exact(tmp_path, small_corpus):
     from keras import ops
 
-    from softprompt.core.adapt import adapt
-    from softprompt.core.model import PromptedT5
+    from softprompt.core.inference.batched import generate
+    from softprompt.core.model.prompted_t5 import PromptedT5
+    from softprompt.core.pretraining.adapt import adapt
 
     full = adapt(_config(tmp_path / "a", small_corpus, 4), progress=False, echo=lambda s: None)
     assert (full.out / "config.json").is_file() and (full.out / "adapt.json").is_file()
@@ -81,7 +82,7 @@ def test_short_run_writes_a_loadable_preset_and_resume_is_exact(tmp_path, small_
     for u, v in zip(one.backbone.weights, two.backbone.weights):
         np.testing.assert_array_equal(ops.convert_to_numpy(u), ops.convert_to_numpy(v),
                                       err_msg=u.path)
-    assert len(one.generate(["the red fox"], max_length=3)) == 1
+    assert len(generate(one, ["the red fox"], max_length=3)) == 1
 
 
 def _strings(value):
@@ -105,7 +106,7 @@ def _invoke(args):
     (["--from-config", "huge", "--corpus", "{lm}"], "unknown config 'huge'"),
     (["--from-config", "{bad json", "--corpus", "{lm}"], "not valid JSON"),
     (["--from-config", "tiny", "--corpus", "{lm}", "--steps", "0"], "steps must be a positive"),
-    (["--from-config", "tiny", "--corpus", "{bad}"], "not valid JSON"),
+    (["--from-config", "tiny", "--corpus", "{bad}"], "malformed JSON"),
     (["--preset", "no/such/preset", "--corpus", "{lm}"], "no/such/preset"),
     (["--from-config", "tiny", "--corpus", "{lm}", "--resume"], "holds no adaptation run"),
 ])
@@ -122,8 +123,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, small_corpus, args, expected):
 def test_adapting_an_existing_preset_changes_its_weights(tmp_path, small_corpus, preset_v10):
     from keras import ops
 
-    from softprompt.core.adapt import adapt
-    from softprompt.core.model import PromptedT5
+    from softprompt.core.model.prompted_t5 import PromptedT5
+    from softprompt.core.pretraining.adapt import adapt
 
     config = _config(tmp_path, small_corpus, 2, from_config=None, preset=preset_v10,
                      eval_every=2)

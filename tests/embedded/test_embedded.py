@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_embedded_preset_loads_as_float32():
     from keras import ops
 
-    from softprompt.core.model import PromptedT5
-    from softprompt.core.presets import embedded_presets
+    from softprompt.core.interop.presets import embedded_presets
+    from softprompt.core.model.prompted_t5 import PromptedT5
 
     assert "softprompt_tiny" in embedded_presets()
     size = sum(p.stat().st_size for p in embedded_presets()["softprompt_tiny"].rglob("*"))
@@ -58,11 +58,13 @@ def test_demo_data_is_what_the_generator_writes(tmp_path):
 def test_without_prompt_is_exactly_the_bare_backbone():
     from keras import ops
 
-    from softprompt.core.decode import encode_texts
-    from softprompt.core.model import PromptedT5
+    from softprompt.core.inference.batched import tokenize_inputs
+    from softprompt.core.model.prompted_t5 import PromptedT5
+    from softprompt.core.text.batching import pad
 
     model = PromptedT5.from_preset("softprompt_tiny", prompt_length=3, seed=0)
-    ids, mask = encode_texts(model, ["the red fox found two blue cups near the lake.", "a cat"])
+    ids, mask = pad(tokenize_inputs(model, ["the red fox found two blue cups near the lake.",
+                                            "a cat"]))
     dec = np.zeros((2, 3), np.int32)
     inputs = {"encoder_token_ids": ids, "encoder_padding_mask": mask,
               "decoder_token_ids": dec, "decoder_padding_mask": np.ones_like(dec)}
@@ -117,7 +119,7 @@ def test_a_short_rebuild_writes_a_loadable_preset(tmp_path):
                           "PYTHONPATH": os.pathsep.join(filter(None, [
                               str(ROOT), os.environ.get("PYTHONPATH")]))})
     assert code == 0
-    from softprompt.core.model import PromptedT5
+    from softprompt.core.model.prompted_t5 import PromptedT5
 
     model = PromptedT5.from_preset(str(out), prompt_length=2)
     assert model.backbone.hidden_dim == 128

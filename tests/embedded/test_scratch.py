@@ -1,4 +1,4 @@
-"""From-scratch models (`softprompt.core.scratch`): T5's embedding init, sentencepiece options."""
+"""From-scratch models (`softprompt.core.pretraining.scratch`): T5's embedding init, sentencepiece options."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from keras import ops
 
 
 def test_every_from_scratch_backbone_gets_t5_token_embeddings():
-    from softprompt.core.scratch import build_backbone
+    from softprompt.core.pretraining.scratch import build_backbone
 
     untied = build_backbone(300, "test", "t5.1.1", seed=0)
     emb = ops.convert_to_numpy(untied.token_embedding.embeddings)
@@ -28,7 +28,7 @@ def test_every_from_scratch_backbone_gets_t5_token_embeddings():
 def test_sentencepiece_model_types():
     import keras_hub
 
-    from softprompt.core.scratch import train_sentencepiece
+    from softprompt.core.pretraining.scratch import train_sentencepiece
     from softprompt.data import synthetic
 
     lines, _ = synthetic.pretraining_texts(300, 0, seed=0)

@@ -27,7 +27,7 @@ STYLES = {
 
 @pytest.fixture(scope="session")
 def spiece_proto(tiny_corpus) -> bytes:
-    from softprompt.core.scratch import train_sentencepiece
+    from softprompt.core.pretraining.scratch import train_sentencepiece
 
     return train_sentencepiece(tiny_corpus, 120)
 
@@ -88,7 +88,7 @@ def hf_dirs(tmp_path_factory, spiece_proto) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory, hf_dirs) -> dict[str, Path]:
     """style -> the keras-hub preset converted from ``hf_dirs[style]``."""
-    from softprompt.core.convert_hf import convert_hf_t5
+    from softprompt.core.interop.hf_t5 import convert_hf_t5
 
     return {
         style: convert_hf_t5(src, tmp_path_factory.mktemp(f"kh-{style}") / "preset")

@@ -15,13 +15,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from softprompt.core.convert_hf import (
-    check_checkpoint,
-    convert_hf_t5,
-    load_hf_t5,
-    open_checkpoint,
-    read_hf_config,
-)
+from softprompt.core.interop.hf_checkpoint import check_checkpoint, open_checkpoint
+from softprompt.core.interop.hf_t5 import convert_hf_t5, load_hf_t5, read_hf_config
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),

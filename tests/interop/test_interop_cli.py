@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from softprompt.cli.main import cli
-from softprompt.core.files import load_prompt, save_prompt
+from softprompt.core.io.prompt_files import load_prompt, save_prompt
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from softprompt.core.files import load_prompt
-from softprompt.core.peft_format import export_peft, import_peft
+from softprompt.core.interop.peft import export_peft, import_peft
+from softprompt.core.io.prompt_files import load_prompt
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")

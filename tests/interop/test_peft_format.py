@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from softprompt.core.files import load_prompt, save_prompt
-from softprompt.core.peft_format import (
-    export_official,
-    export_peft,
-    import_peft,
-    read_peft,
-    select_prompt,
-)
+from softprompt.core.interop.official import export_official, select_prompt
+from softprompt.core.interop.peft import export_peft, import_peft, read_peft
+from softprompt.core.io.prompt_files import load_prompt, save_prompt
 
 P, D = 5, 16
 BACKBONE = {"preset": "tiny", "hidden_dim": D, "vocabulary_size": 120,

@@ -34,7 +34,7 @@ def inputs(n: int, seed: int = 0) -> list[str]:
 def write_prompt(folder: Path, name: str, model, length: int, seed: int, **extra) -> Path:
     """A prompt of `length` vocabulary embeddings, saved as training saves one (its sidecar
     names the model, the labels and the decoding length)."""
-    from softprompt.core.files import save_prompt
+    from softprompt.core.io.prompt_files import save_prompt
 
     rng = np.random.default_rng(seed)
     array = model.embedding_matrix()[rng.integers(3, model.backbone.vocabulary_size, length)]

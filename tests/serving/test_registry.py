@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from softprompt.core.files import save_prompt
+from softprompt.core.io.prompt_files import save_prompt
 from softprompt.core.serving.registry import PromptRegistry, read_entry
 
 MODEL = {"preset": "served", "hidden_dim": 8, "embedding_fingerprint": "f" * 16}
@@ -48,7 +48,7 @@ def test_serves_good_files_and_refuses_bad_ones_with_one_line_each(tmp_path, cap
     refused = _refusals(caplog)
     for name, why in [("narrow", "hidden size 4"), ("nan", "non-finite"), ("two", "2 prompts"),
                       ("other", "--allow-mismatch"), ("labels", "'labels'"),
-                      ("garbage", "numpy"), ("pickled", "numpy")]:
+                      ("garbage", "numpy"), ("pickled", "pickle")]:
         lines = [m for m in refused if f"{name}.npy" in m]
         assert len(lines) == 1, (name, refused)
         assert why in lines[0] and "\n" not in lines[0]

@@ -3,13 +3,15 @@
 Every model call the server makes goes through `Engine`, and `Engine` only calls what
 ``softprompt predict`` calls: `PromptedT5.from_preset` and `PromptedT5.with_prompts`
 (every served prompt in one variable, a ``prompt_ids`` entry per row, so a batch mixes
-tasks freely), `softprompt.core.evaluate.encode_inputs`, greedy decoding with the KV
-cache (`softprompt.core.decode.greedy_tokens`, what `evaluate.decode_ids` runs per
-bucket) and rank classification (`softprompt.core.evaluate.rank_ids`). So a row's answer
-is what ``softprompt predict`` gives for the same prompt and input.
+tasks freely) and the one batched inference path, `softprompt.core.inference.batched`:
+`tokenize_inputs`, `score_ids` (rank classification) and, for greedy decoding, the
+kernel `generate_ids` runs per bucket, `softprompt.core.inference.decoding.greedy_tokens`
+(called directly: the engine picks the decoding length bucket and needs the tokens to
+count them). So a row's answer is what ``softprompt predict`` gives for the same prompt
+and input.
 
 Shapes (`softprompt.core.serving.shapes`): a batch is padded to a row bucket with copies
-of its first row, its inputs to their width bucket (`softprompt.core.batching`), and
+of its first row, its inputs to their width bucket (`softprompt.core.text.batching`), and
 decoding runs to a length bucket, each row cut to the tokens it asked for. Compiled
 backends therefore see a few fixed shapes and never compile per request; `shapes` lists
 those run so far.
@@ -34,13 +36,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from softprompt.core import evaluate as inference
-from softprompt.core import tokens as tok
-from softprompt.core.batching import bucket_index, bucket_lengths, pad
-from softprompt.core.decode import greedy_tokens
-from softprompt.core.ensemble import combine_scores, majority
+from softprompt.core.inference import batched
+from softprompt.core.inference.decoding import greedy_tokens
+from softprompt.core.inference.ensemble import combine_scores, majority
+from softprompt.core.inference.evaluate import DEFAULT_TARGET_LENGTH
 from softprompt.core.serving.shapes import bucket_for, length_buckets, row_buckets, rows_for
 from softprompt.core.serving.slots import PromptSlots
+from softprompt.core.text import tokens as tok
+from softprompt.core.text.batching import bucket_index, bucket_lengths, pad
 
 #: Models with fewer parameters run CPU ops on one thread (`Adapter.small_model_threads`).
 SMALL_MODEL_PARAMETERS = 10_000_000
@@ -129,7 +132,7 @@ class Engine:
     def from_preset(cls, preset: str, **limits) -> Engine:
         """Load the frozen model of `preset` (keras-hub's ``from_preset``, as `predict` does)."""
         from softprompt import backends
-        from softprompt.core.model import PromptedT5
+        from softprompt.core.model.prompted_t5 import PromptedT5
 
         model = PromptedT5.from_preset(preset, prompt_length=1, init="uniform", seed=0)
         if model.backbone.count_params() < SMALL_MODEL_PARAMETERS:
@@ -148,7 +151,7 @@ class Engine:
     def encode(self, texts: Sequence[str]) -> list[tuple[int, ...]]:
         """``</s>``-terminated ids per text; an input over `max_input_length` comes back one
         id longer than the limit (so the caller can refuse it) and is never cut silently."""
-        rows = inference.encode_inputs(self.base, list(texts), self.max_input_length + 1)
+        rows = batched.tokenize_inputs(self.base, list(texts), self.max_input_length + 1)
         return [tuple(r) for r in rows]
 
     def width(self, length: int) -> int:
@@ -162,7 +165,7 @@ class Engine:
     def default_new_tokens(self, entry) -> int:
         """Tokens to decode when a request does not say: the prompt's training setting
         (its sidecar), else `predict`'s default, at most the limit."""
-        length = entry.max_target_length or inference.DEFAULT_TARGET_LENGTH
+        length = entry.max_target_length or DEFAULT_TARGET_LENGTH
         return min(int(length), self.max_new_tokens_limit)
 
     # ------------------------------------------------------------------ batches
@@ -183,7 +186,7 @@ class Engine:
         prompt_ids = np.asarray([slots[r.task] for r in filled], np.int32)
         tokens = greedy_tokens(model, ids, mask, prompt_ids, max_length=length)
         cut = [list(tokens[j][: r.max_new_tokens]) for j, r in enumerate(chosen)]
-        texts = tok.decode(self.tokenizer, cut)
+        texts = tok.detokenize(self.tokenizer, cut)
         eos = tok.end_token_id(self.tokenizer)
         for j, i in enumerate(live):
             stopped = eos in cut[j]
@@ -205,7 +208,7 @@ class Engine:
         width = self.width(max(len(r.ids) for r in chosen))
         count = rows_for(len(chosen), self.row_buckets)
         filled = chosen + [chosen[0]] * (count - len(chosen))
-        scores = inference.rank_ids(
+        scores = batched.score_ids(
             model, [list(r.ids) for r in filled], [list(r.labels) for r in filled],
             np.asarray([slots[r.task] for r in filled], np.int32), batch_size=count,
             max_input_length=self.max_input_length,

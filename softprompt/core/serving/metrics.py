@@ -34,7 +34,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from softprompt.core.serving.shapes import powers_of_two
+from softprompt.core.serving.shapes import row_buckets
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                    30.0, 60.0)
@@ -49,7 +49,7 @@ class ServerMetrics:
         disable_created_metrics()  # no ``*_created`` series beside every counter and histogram
         self.registry = CollectorRegistry()
         r = self.registry
-        sizes = tuple(float(x) for x in powers_of_two(1, max(1, max_batch_size)))
+        sizes = tuple(float(x) for x in row_buckets(max_batch_size))
         self.requests = Counter("softprompt_requests", "Answered requests.",
                                 ["task", "endpoint", "status"], registry=r)
         self.request_seconds = Histogram("softprompt_request_seconds", "Request latency.",

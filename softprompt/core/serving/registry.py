@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softprompt.core.files import load_prompt, sidecar_path
+from softprompt.core.io.prompt_files import load_prompt, sidecar_path
 
 logger = logging.getLogger("softprompt.serve")
 
@@ -127,6 +127,8 @@ def read_entry(path: Path, model: Mapping, allow_mismatch: bool = False) -> Prom
     """Read and check one prompt file against the served model's identity.
 
     `model` holds ``hidden_dim`` and ``embedding_fingerprint`` (`PromptedT5.identity`).
+    `load_prompt` refuses what no command reads (not a float array, NaN or infinity, an
+    empty shape, a malformed sidecar); this refuses what this model cannot serve.
 
     Raises:
         ValueError: why the file cannot be served, naming it.
@@ -134,25 +136,16 @@ def read_entry(path: Path, model: Mapping, allow_mismatch: bool = False) -> Prom
     signature = file_signature(path)
     data = path.read_bytes()
     where = f"prompt file {path}"
-    try:
-        array, meta = load_prompt(path)
-    except UnicodeDecodeError:
-        raise ValueError(f"{where}: its sidecar {sidecar_path(path).name} is not UTF-8 "
-                         "text") from None
+    array, meta = load_prompt(path)
     if file_signature(path) != signature:
         raise ValueError(f"{where} changed while it was read (read again on the next change)")
     if array.ndim == 3:
         if array.shape[0] != 1:
             raise ValueError(f"{where} holds {array.shape[0]} prompts; serve one prompt per file")
         array = array[0]
-    if array.shape[0] < 1:
-        raise ValueError(f"{where} has no prompt positions (shape {array.shape})")
     dim = int(model["hidden_dim"])
     if array.shape[1] != dim:
         raise ValueError(f"{where} has hidden size {array.shape[1]}, the served model's is {dim}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{where} holds non-finite values (NaN or infinity)")
-    _check_sidecar(meta, where)
     theirs = (meta.get("backbone") or {}).get("embedding_fingerprint")
     ours = model.get("embedding_fingerprint")
     if theirs and ours and theirs != ours and not allow_mismatch:
@@ -163,22 +156,6 @@ def read_entry(path: Path, model: Mapping, allow_mismatch: bool = False) -> Prom
         )
     return PromptEntry(path.stem, path, np.ascontiguousarray(array, np.float32), meta,
                        hashlib.sha256(data).hexdigest(), time.time(), signature)
-
-
-def _check_sidecar(meta: dict, where: str) -> None:
-    if not isinstance(meta, dict):
-        raise ValueError(f"{where}: its sidecar is not a JSON object")
-    labels = meta.get("labels")
-    if labels is not None and (not isinstance(labels, list) or
-                               not all(isinstance(x, str) and x for x in labels)):
-        raise ValueError(f"{where}: the sidecar's 'labels' must be a list of non-empty strings")
-    length = meta.get("max_target_length")
-    if length is not None and (not isinstance(length, int) or isinstance(length, bool)
-                               or length < 1):
-        raise ValueError(f"{where}: the sidecar's 'max_target_length' must be a positive integer")
-    backbone = meta.get("backbone")
-    if backbone is not None and not isinstance(backbone, dict):
-        raise ValueError(f"{where}: the sidecar's 'backbone' must be a JSON object")
 
 
 class PromptRegistry:

@@ -1,7 +1,7 @@
 """The few fixed batch shapes the server runs, so compiled backends compile each once.
 
 A model call has ``rows`` (a power of two up to the largest batch), an input width (one
-of `softprompt.core.batching.bucket_lengths`, chosen by the engine) and, when decoding,
+of `softprompt.core.text.batching.bucket_lengths`, chosen by the engine) and, when decoding,
 a length (a power of two from 4 up to the largest allowed): short batches are filled with
 copies of a real row, and decoding runs to the length bucket and cuts each row to what it
 asked for. So a server compiles at most ``len(row_buckets) x len(widths) x
@@ -20,31 +20,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from softprompt.core.text.batching import bucket_lengths
+
 #: The shortest decoding length bucket.
 SHORTEST_DECODE = 4
 
 
-def powers_of_two(start: int, limit: int) -> tuple[int, ...]:
-    """Powers of two from `start` below `limit`, then `limit` itself."""
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
-    out = []
-    value = start
-    while value < limit:
-        out.append(value)
-        value *= 2
-    out.append(int(limit))
-    return tuple(out)
-
-
 def row_buckets(max_batch_size: int) -> tuple[int, ...]:
     """Row counts of the model calls: ``1, 2, 4, ...`` and `max_batch_size`."""
-    return powers_of_two(1, max_batch_size)
+    return bucket_lengths(max_batch_size, smallest=1)
 
 
 def length_buckets(limit: int) -> tuple[int, ...]:
     """Decoding lengths: ``4, 8, 16, ...`` and `limit` (the largest a request may ask)."""
-    return powers_of_two(SHORTEST_DECODE, limit) if limit > SHORTEST_DECODE else (int(limit),)
+    return bucket_lengths(limit, smallest=SHORTEST_DECODE)
 
 
 def bucket_for(value: int, buckets: Sequence[int]) -> int:

@@ -1,0 +1,1 @@
+"""One batched generate/score path, eval, ensembles, requests; may import io..interop, tasks."""

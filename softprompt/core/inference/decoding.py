@@ -1,0 +1,187 @@
+"""Greedy decoding and candidate scoring on one padded batch of token ids.
+
+These are the kernels under the one batched inference path
+(`softprompt.core.inference.batched`, which tokenizes, buckets and batches):
+`greedy_tokens` decodes with T5's key/value cache, `score_tokens` gives the
+log-likelihood of candidate targets (rank classification). Both run through
+functions the backend adapter compiles (`Adapter.compile_function`), kept on
+the model, so repeated calls compile once per shape. The model supplies the
+pieces: `PromptedT5.call_encoder`, `call_decoder`, `call_decoder_step` (one
+cached step), `decoder_cache_shapes`, `cross_attention_caches` and `logits`.
+
+Example:
+    >>> ids, mask = pad([[7, 8, 1], [9, 1]], 16)
+    >>> greedy_tokens(model, ids, mask, max_length=8)            # (2, 8) int32
+    >>> score_tokens(model, ids, mask, [[[5, 1], [6, 1]]] * 2)   # (2, 2) log-likelihoods
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+from softprompt import backends
+from softprompt.core.text import tokens as tok
+from softprompt.core.text.batching import pad
+
+
+def _compiled(model, name, fn):
+    """`fn` compiled by the backend adapter, kept on `model`.
+
+    JAX jits it, TensorFlow traces a graph, torch runs it eagerly; each keeps its own
+    cache of compiled shapes, so repeated evaluations compile once per shape. The
+    table lives in the model's ``__dict__`` outside keras' attribute tracking. What
+    a trace reads as Python values (which prompt positions are masked) is part of
+    the key, so changing it afterwards compiles anew instead of using a stale trace.
+    """
+    table = model.__dict__.get("_softprompt_compiled")
+    if table is None:
+        table = {}
+        object.__setattr__(model, "_softprompt_compiled", table)
+    key = (name, bool(model.full_prompts), np.asarray(model.prompt_mask).tobytes())
+    if key not in table:
+        table[key] = backends.current().compile_function(fn, model.variables)
+    return table[key]
+
+
+def compiled_encoder(model):
+    """`PromptedT5.call_encoder` of `model`, compiled by the backend adapter.
+
+    Example:
+        >>> encoder_output, mask = compiled_encoder(model)(ids, padding_mask, prompt_ids)
+    """
+    def encode(token_ids, padding_mask, prompt_ids):
+        return model.call_encoder(token_ids, padding_mask, prompt_ids)
+
+    return _compiled(model, "encode", encode)
+
+
+def _first_step(model):
+    def first(encoder_output, cross_mask, step_ids, self_caches, index, cross_caches):
+        return model.call_decoder_step(encoder_output, cross_mask, step_ids, self_caches, index,
+                                       cross_caches, build_cross_cache=True)
+
+    return _compiled(model, "decode_first", first)
+
+
+def _next_step(model):
+    def step(encoder_output, cross_mask, step_ids, self_caches, index, cross_caches):
+        logits, new_self, _ = model.call_decoder_step(encoder_output, cross_mask, step_ids,
+                                                      self_caches, index, cross_caches,
+                                                      build_cross_cache=False)
+        return logits, new_self
+
+    return _compiled(model, "decode_next", step)
+
+
+def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=None,
+                  max_length=32, use_cache=True, return_margins=False):
+    """Greedy decoding; returns int32 ``(batch, max_length)`` (0 after ``</s>``).
+
+    With ``use_cache=True`` each step runs the decoder on one new token,
+    reading past keys/values from keras-hub's T5 cache, through functions the
+    backend adapter compiles (`Adapter.compile_function`); ``use_cache=False``
+    reruns the decoder over the whole prefix, eagerly (the reference). With
+    `return_margins`, also returns the top-1 minus top-2 logit at each step
+    ``(batch, max_length)`` (NaN after the sequence ended).
+    """
+    enc_ids = ops.convert_to_tensor(np.asarray(encoder_token_ids, np.int32))
+    enc_mask = ops.convert_to_tensor(np.asarray(encoder_padding_mask, np.int32))
+    batch = int(enc_ids.shape[0])
+    if prompt_ids is None:
+        prompt_ids = np.zeros((batch,), np.int32)
+    prompt_ids = ops.convert_to_tensor(np.asarray(prompt_ids, np.int32))
+    eos = tok.end_token_id(model.tokenizer) if model.tokenizer is not None else tok.EOS_ID
+    out = np.zeros((batch, max_length + 1), np.int32)  # column 0: the start token (pad)
+    margins = np.full((batch, max_length), np.nan, np.float32)
+    done = np.zeros((batch,), bool)
+    if use_cache:
+        compiled = backends.current().compiles_functions
+        encoder_output, full_mask = compiled_encoder(model)(enc_ids, enc_mask, prompt_ids)
+        cross_mask = ops.cast(full_mask, "int32")[:, None, :]
+        self_shape, cross_shape = model.decoder_cache_shapes(
+            batch, int(encoder_output.shape[1]), max_length
+        )
+        dtype = encoder_output.dtype
+        layers = range(model.backbone.num_layers)
+        self_caches = tuple(ops.zeros(self_shape, dtype) for _ in layers)
+        cross_caches = tuple(ops.zeros(cross_shape, dtype) for _ in layers)
+    else:
+        encoder_output, full_mask = model.call_encoder(enc_ids, enc_mask, prompt_ids)
+    for t in range(max_length):
+        if use_cache:
+            # a tensor index: one compiled step serves every position
+            index = ops.convert_to_tensor(t, "int32") if compiled else t
+            step_ids = ops.convert_to_tensor(out[:, t : t + 1])
+            if t == 0:
+                logits, self_caches, cross_caches = _first_step(model)(
+                    encoder_output, cross_mask, step_ids, self_caches, index, cross_caches)
+            else:
+                logits, self_caches = _next_step(model)(
+                    encoder_output, cross_mask, step_ids, self_caches, index, cross_caches)
+            step_logits = logits[:, 0, :]
+        else:
+            prefix = ops.convert_to_tensor(out[:, : t + 1])
+            hidden = model.call_decoder(encoder_output, full_mask, prefix)
+            step_logits = model.logits(hidden[:, -1:, :])[:, 0, :]
+        step = np.asarray(ops.convert_to_numpy(ops.cast(step_logits, "float32")))
+        nxt = step.argmax(axis=-1).astype(np.int32)
+        if return_margins:
+            top2 = np.sort(step, axis=-1)[:, -2:]
+            margins[:, t] = np.where(done, np.nan, top2[:, 1] - top2[:, 0])
+        nxt = np.where(done, tok.PAD_ID, nxt)
+        out[:, t + 1] = nxt
+        done |= nxt == eos
+        if done.all():
+            break
+    result = out[:, 1:]
+    return (result, margins) if return_margins else result
+
+
+def _scorer(model):
+    def scores(enc_ids, enc_mask, prompt_ids, dec_in, labels, mask):
+        encoder_output, full_mask = model.call_encoder(enc_ids, enc_mask, prompt_ids)
+        num = ops.shape(dec_in)[0] // ops.shape(enc_ids)[0]
+        # The keys/values of each input's encoder output, projected once and shared by
+        # its candidates (rather than projecting `num` copies of the encoder output).
+        caches = tuple(ops.repeat(c, num, axis=0)
+                       for c in model.cross_attention_caches(encoder_output))
+        # Causal masking already hides the padding after each candidate from its
+        # real positions, so the decoder needs no padding mask here.
+        hidden = model.call_decoder(encoder_output, ops.repeat(full_mask, num, axis=0), dec_in,
+                                    cross_attention_caches=caches)
+        logits = ops.cast(model.logits(hidden), "float32")
+        picked = ops.squeeze(ops.take_along_axis(logits, ops.expand_dims(labels, -1), axis=-1), -1)
+        # log p(label) = logit[label] - logsumexp(logits): no (rows, len, vocab) log-softmax
+        return ops.sum((picked - ops.logsumexp(logits, axis=-1)) * mask, axis=-1)
+
+    return _compiled(model, "score", scores)
+
+
+def score_tokens(model, encoder_token_ids, encoder_padding_mask, candidates, prompt_ids=None):
+    """Total log-likelihood of each candidate target per input: ``(batch, num_candidates)``.
+
+    `candidates` is ``[batch][num_candidates]`` lists of target ids (each
+    ending in ``</s>``). The encoder runs once per input; all candidates of
+    the batch go through the decoder in one pass (a function the backend
+    adapter compiles, `Adapter.compile_function`).
+    """
+    enc_ids = np.asarray(encoder_token_ids, np.int32)
+    batch = int(enc_ids.shape[0])
+    num = len(candidates[0])
+    if any(len(c) != num for c in candidates):
+        raise ValueError("every input must have the same number of candidates")
+    if prompt_ids is None:
+        prompt_ids = np.zeros((batch,), np.int32)
+    flat = [list(c) for row in candidates for c in row]
+    labels, mask = pad(flat)
+    dec_in = np.zeros_like(labels)
+    dec_in[:, 1:] = labels[:, :-1]
+    total = _scorer(model)(
+        ops.convert_to_tensor(enc_ids),
+        ops.convert_to_tensor(np.asarray(encoder_padding_mask, np.int32)),
+        ops.convert_to_tensor(np.asarray(prompt_ids, np.int32)),
+        ops.convert_to_tensor(dec_in), ops.convert_to_tensor(labels),
+        ops.convert_to_tensor(mask.astype(np.float32)),
+    )
+    return np.asarray(ops.convert_to_numpy(total), np.float64).reshape(batch, num)

@@ -1,0 +1,1 @@
+"""Tokenizing, bucketing and padding to a few fixed shapes; may import io and numpy."""
