@@ -53,16 +53,17 @@ def _default(name):
 def serve(**options):
     """Serve every prompt in a folder over HTTP, with one frozen model.
 
-    Requests for different tasks share batches; /v1/completions and /v1/models speak
-    OpenAI's API (model = task name). SIGTERM finishes the accepted requests, then exits.
+    NAME.npy with its sidecar NAME.json (what training writes as best.npy and best.json)
+    is the task NAME. Requests for different tasks share batches; /v1/completions and
+    /v1/models speak OpenAI's API (model = task name); /metrics is Prometheus. SIGTERM
+    finishes the accepted requests, then exits. docs/serving.md has the API.
 
     \b
     Example:
-        softprompt train --out runs/animal_food            # a prompt for the embedded model
-        mkdir -p prompts && cp runs/animal_food/best.* prompts/
-        softprompt serve --preset softprompt_tiny --prompts prompts --watch
-        curl -s localhost:8000/v1/generate -H 'content-type: application/json' \\
-            -d '{"task": "best", "inputs": ["the cow walks to the barn."]}'
+        softprompt serve --preset softprompt_tiny --prompts path/to/prompts --watch
+        softprompt serve --preset path/to/my-t5 --prompts path/to/prompts --host 0.0.0.0 \\
+            --max-batch-size 64 --dtype bfloat16
+        softprompt serve --preset path/to/my-t5 --prompts path/to/prompts --ray --replicas 2
     """
     config = ServeConfig(**options)
     if config.replicas > 1 and not config.ray:
