@@ -257,7 +257,7 @@ def main(argv=None) -> None:
     parser.add_argument("--prompt-length", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--max-batch-size", type=int, default=32)
-    parser.add_argument("--max-new-tokens", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=8.0,
                         help="seconds of each warm-up phase (repeated until nothing compiles)")
     parser.add_argument("--seconds", type=float, default=20.0)
