@@ -199,15 +199,22 @@ def soak(args, out: Path, log) -> dict:
                                     server.rss_mb))
     finally:
         code = server.stop()
+    summary = soak_summary(samples)
+    log(f"soak: {len(samples)} samples, RSS {summary['half_mb']:.0f} MB at half time, "
+        f"{summary['last_mb']:.0f} MB at the end (max {summary['max_mb']:.0f}), "
+        f"{summary['slope_mb_per_min']:+.2f} MB/min over the second half")
+    return {"minutes": args.soak_minutes, "samples": samples, "exit_code": code, **summary}
+
+
+def soak_summary(samples) -> dict:
+    """Resident memory of a soak: at the start, at half time, at the end, the largest, and
+    the slope over the second half (the first holds the warm-up: compiling, caches filling)."""
     t = np.array([s[0] for s in samples]) / 60.0
     rss = np.array([s[1] for s in samples])
-    after = t >= min(1.0, t[-1] / 2)  # after the first minute (warm-up, allocator growth)
-    slope = float(np.polyfit(t[after], rss[after], 1)[0]) if after.sum() >= 2 else float("nan")
-    log(f"soak: {len(samples)} samples, RSS {rss[after][0]:.0f} -> {rss[-1]:.0f} MB "
-        f"(max {rss.max():.0f}), slope {slope:+.2f} MB/min after the first minute")
-    return {"minutes": args.soak_minutes, "samples": samples, "first_mb": float(rss[after][0]),
-            "last_mb": float(rss[-1]), "max_mb": float(rss.max()), "slope_mb_per_min": slope,
-            "exit_code": code}
+    late = t >= t[-1] / 2
+    slope = float(np.polyfit(t[late], rss[late], 1)[0]) if late.sum() >= 2 else float("nan")
+    return {"start_mb": float(rss[0]), "half_mb": float(rss[late][0]),
+            "last_mb": float(rss[-1]), "max_mb": float(rss.max()), "slope_mb_per_min": slope}
 
 
 def markdown(meta: dict, rows: list[dict], runs: list[dict], soaked: dict | None) -> str:
@@ -243,9 +250,10 @@ def markdown(meta: dict, rows: list[dict], runs: list[dict], soaked: dict | None
                      f"{copies:.0f} |")
     if soaked:
         lines += ["", f"Soak ({soaked['minutes']:g} min, embedded model, 8 tasks, 16 clients): "
-                      f"RSS {soaked['first_mb']:.0f} MB after the first minute, "
-                      f"{soaked['last_mb']:.0f} MB at the end, max {soaked['max_mb']:.0f} MB, "
-                      f"slope {soaked['slope_mb_per_min']:+.2f} MB/min."]
+                      f"RSS {soaked['start_mb']:.0f} MB at the start, {soaked['half_mb']:.0f} "
+                      f"MB at half time, {soaked['last_mb']:.0f} MB at the end (max "
+                      f"{soaked['max_mb']:.0f}); {soaked['slope_mb_per_min']:+.2f} MB/min over "
+                      "the second half."]
     return "\n".join(lines) + "\n"
 
 
@@ -264,10 +272,19 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--soak-minutes", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serving")
+    parser.add_argument("--report", action="store_true",
+                        help="only write results.md again from <out>/results.json")
     args = parser.parse_args(argv)
     from benchmarks.run import machine_info
 
     out = args.out
+    if args.report:
+        kept = json.loads((out / "results.json").read_text())
+        soaked = kept["soak"] and {**kept["soak"], **soak_summary(kept["soak"]["samples"])}
+        text = markdown(kept["meta"], kept["summary"], kept["runs"], soaked)
+        (out / "results.md").write_text(text)
+        print(text)
+        return
     out.mkdir(parents=True, exist_ok=True)
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     (out / "lscpu.txt").write_text(lscpu)
