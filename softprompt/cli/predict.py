@@ -50,7 +50,6 @@ def prompt_files(specs) -> dict[str, Path]:
 
 def read_requests(path) -> list[tuple[str, dict]]:
     """``(where, record)`` per non-blank line of the input JSONL (as task files are read)."""
-    from softprompt.tasks.readers import iter_jsonl
 
     path = Path(path)
     if not path.is_file():

@@ -25,8 +25,8 @@ from task_helpers import TASK, TRAIN, start_holder
 from test_cli import assert_user_error, error_lines
 
 import softprompt
-from softprompt.core.training import state as train_state
 from softprompt.core.io.prompt_files import load_prompt, save_prompt
+from softprompt.core.training import state as train_state
 
 ROOT = Path(softprompt.__file__).resolve().parents[1]  # the code under test, for subprocesses
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -210,7 +210,8 @@ class _FullDiskFile:
 def test_a_full_disk_keeps_the_last_checkpoint_and_resume_works(
         runner, cli, preset_v11, task_dir, trained, tmp_path, monkeypatch, full_at):
     """The write of one file of step 4's checkpoint fails with ENOSPC halfway through."""
-    from softprompt.core.io import atomic, files
+    from softprompt.core.io import atomic
+    from softprompt.core.io import prompt_files as files
 
     real = atomic.atomic_write
 

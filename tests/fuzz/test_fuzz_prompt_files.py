@@ -19,11 +19,15 @@ from fuzzing import budget, edges, expect_clean, json_values, mutated
 from hypothesis import given
 from hypothesis import strategies as st
 
-from softprompt.core.training import state as train_state
-from softprompt.core.training.checkpoint_recovery import UnreadableCheckpoint, read_state, resume_step
 from softprompt.core.interop.hf_t5 import read_hf_config
-from softprompt.core.io.prompt_files import load_prompt, read_sidecar
 from softprompt.core.interop.peft import read_peft
+from softprompt.core.io.prompt_files import load_prompt, read_sidecar
+from softprompt.core.training import state as train_state
+from softprompt.core.training.checkpoint_recovery import (
+    UnreadableCheckpoint,
+    read_state,
+    resume_step,
+)
 
 DTYPES = ["<f4", ">f4", "<f2", "<f8", "<i4", "|u1", "|b1", "<c8", "|O", "<U3", "|V4", "|S0",
           "<M8[s]", "[('a', '<f4')]", "('<f4', (2,))"]
@@ -90,7 +94,7 @@ SIDECAR = {"task": "boolq", "task_args": {}, "labels": ["False", "True"], "eval_
 @given(st.binary(max_size=200) | json_values().map(json.dumps) | mutated(SIDECAR).map(json.dumps))
 def test_sidecars_and_their_use(sidecar):
     """Any sidecar: checked fields, or one line naming it; then what eval/predict read from it."""
-    from softprompt.cli.evaluate import make_task
+    from softprompt.cli.common import make_task
 
     sidecar = sidecar.encode("utf-8", "surrogatepass") if isinstance(sidecar, str) else sidecar
     with tempfile.TemporaryDirectory() as tmp:

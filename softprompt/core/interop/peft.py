@@ -37,10 +37,8 @@ from softprompt.core.io.atomic import atomic_write
 from softprompt.core.io.json_files import read_directory_json
 from softprompt.core.io.prompt_files import (
     OWN_KEYS,
-    as_numpy,
     check_finite,
     check_sidecar,
-    load_prompt,
     save_prompt,
 )
 

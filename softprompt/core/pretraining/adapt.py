@@ -72,6 +72,9 @@ from keras import ops
 from softprompt import backends
 from softprompt.core.interop.presets import resolve_preset
 from softprompt.core.io.atomic import atomic_directory, atomic_write
+from softprompt.core.io.disk_space import DiskFull, is_full
+from softprompt.core.io.numpy_files import UnreadableArray, read_npz
+from softprompt.core.io.run_lock import LOCK_NAME, holding_run_folder
 from softprompt.core.model.loss import seq2seq_loss, token_losses
 from softprompt.core.model.t5_blocks import lm_head
 from softprompt.core.pretraining import scratch
@@ -80,9 +83,6 @@ from softprompt.core.text.batching import bucket_index, bucket_lengths, seq2seq_
 from softprompt.core.training import callbacks as tc
 from softprompt.core.training.adafactor import Adafactor
 from softprompt.core.training.run_dir import truncate_jsonl
-from softprompt.core.io.disk_space import DiskFull, is_full
-from softprompt.core.io.numpy_files import UnreadableArray, read_npz
-from softprompt.core.io.run_lock import LOCK_NAME, holding_run_folder
 from softprompt.tasks.readers import parse_json, text_lines
 
 OPTIMIZERS = ("adam", "adafactor")

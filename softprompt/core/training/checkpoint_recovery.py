@@ -21,9 +21,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from softprompt.core.training import state as train_state
-from softprompt.core.io.prompt_files import load_prompt
 from softprompt.core.io.numpy_files import UnreadableArray, read_npz
+from softprompt.core.io.prompt_files import load_prompt
+from softprompt.core.training import state as train_state
 
 #: The option that takes the previous complete checkpoint (named in messages).
 LAST_GOOD_OPTION = "--resume-from-last-good"
