@@ -9,11 +9,9 @@ of ``softprompt adapt`` gets the same treatment.
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 
 import pytest
-from fuzzing import budget, edges, expect_clean, json_values, nasty_lines, text
+from fuzzing import budget, edges, expect_clean, file_with, json_values, nasty_lines, text
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,9 +38,7 @@ def request_files(draw):
 @budget(150)
 @given(request_files())
 def test_request_files(data):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "requests.jsonl"
-        path.write_bytes(data)
+    with file_with("requests.jsonl", data) as path:
         records = expect_clean(lambda: read_requests(path), path)
     for where, record in records or ():
         assert where.startswith(f"{path}, line ") and isinstance(record, dict)
@@ -103,9 +99,7 @@ def test_corpus_files(lines, name):
 
     data = b"\n".join(x if isinstance(x, bytes) else x.encode("utf-8", "surrogatepass")
                       for x in lines)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        path.write_bytes(data)
+    with file_with(name, data) as path:
         result = expect_clean(lambda: read_corpus_files([str(path)]), path)
     if result is not None:
         texts, pairs, counts = result
