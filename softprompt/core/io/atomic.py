@@ -21,6 +21,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
         ...     np.save(f, array)
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory: name a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
