@@ -143,8 +143,8 @@ def test_full_disk_and_unreadable_checkpoints(tmp_path, small_corpus, monkeypatc
     import errno
     import os
 
-    from softprompt.core.pretraining import adapt as ad
     from softprompt.core.io.disk_space import DiskFull
+    from softprompt.core.pretraining import adapt as ad
 
     real = ad.atomic_write
 

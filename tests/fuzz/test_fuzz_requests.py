@@ -65,7 +65,7 @@ def served(preset_v11):
     """A tiny model holding one prompt per name of `NAMES`."""
     from keras import ops
 
-    from softprompt.core.model import PromptedT5
+    from softprompt.core.model.prompted_t5 import PromptedT5
 
     model = PromptedT5.from_preset(preset_v11, prompt_length=2, init="uniform", seed=0)
     return model.with_prompts([ops.convert_to_numpy(model.prompt.embeddings)[0]] * len(NAMES))

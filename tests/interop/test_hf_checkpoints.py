@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hub_helpers import go_offline, publish_model
-from softprompt.core.interop.presets import resolve_preset
 
 from softprompt.core.interop import hf_hub as hf_checkpoints
 from softprompt.core.interop.hf_hub import resolve_hf_t5
+from softprompt.core.interop.presets import resolve_preset
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]  # fmt: skip
