@@ -64,6 +64,15 @@ def main_command(session):
     session.run("python", "scripts/check_main_command.py", *session.posargs)
 
 
+@nox.session(name="serving-ray", venv_backend="none")
+def serving_ray(session):
+    """The Ray Serve deployment on a local Ray instance (installs ``.[ray]``, ~100 MB)."""
+    session.run("python", "-m", "pip", "install", "-q", "-e", ".[ray]")
+    session.run("python", "-m", "pytest", "tests/serving/test_ray.py", "-q",
+                "-p", "no:cacheprovider", *session.posargs,
+                env={"KERAS_BACKEND": "jax", **QUIET_TF})
+
+
 @nox.session(venv_backend="none")
 def lint(session):
     session.run("ruff", "check", "softprompt", "tests", "benchmarks", "noxfile.py")

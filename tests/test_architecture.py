@@ -35,7 +35,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "softprompt"
 ROOT = "softprompt"
 
 #: The rooms of ``core/``, lowest first: each may import itself and the ones before it.
-CORE_ROOMS = ("io", "text", "interop", "model", "inference", "training", "pretraining")
+CORE_ROOMS = ("io", "text", "interop", "model", "inference", "training", "pretraining",
+              "serving")
 #: Rooms that read tasks (`softprompt.tasks`); the ones below them take formatted text.
 #: Pretraining reads its corpus files with the tasks' readers (`softprompt.tasks.readers`).
 TASK_ROOMS = {"inference", "training", "pretraining", "demo"}
@@ -50,6 +51,8 @@ EXTERNAL = {
     "inference": _CORE,
     "training": _CORE | {"tensorboard", "matplotlib"},
     "pretraining": _CORE | {"sentencepiece"},
+    "serving": _CORE | {"fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client",
+                        "watchfiles", "ray"},
     "demo": _CORE,
     "core": _CORE,
 }

@@ -26,6 +26,7 @@ COMMANDS = {
     "adapt": "softprompt.cli.adapt:adapt",
     "bench": "softprompt.cli.bench:bench",
     "tasks": "softprompt.cli.tasks:tasks",
+    "serve": "softprompt.cli.serve:serve",
 }
 
 

@@ -8,6 +8,8 @@
 - ``inference``: the one batched generation and scoring path and what uses it;
 - ``training``: the one training loop, its checkpoints, callbacks and Adafactor;
 - ``pretraining``: LM adaptation and from-scratch models;
+- ``serving``: ``softprompt serve``'s HTTP app, micro-batcher, prompt registry and metrics
+  (FastAPI, uvicorn, prometheus_client, watchfiles; Ray Serve optionally);
 
 and ``demo.py`` above them (the built-in demo composes training and inference).
 A room imports only lower rooms (``tests/test_architecture.py`` holds the rules).

@@ -33,7 +33,7 @@ SHIPPED_PRESETS = {p.name for p in (Path(softprompt.__file__).parent / "presets"
                    if p.is_dir()}
 #: Parameters that read a file or model the user must have (by click parameter name).
 INPUTS = {"preset", "data", "prompt_file", "prompt_files", "prompt_specs", "init_file",
-          "corpus", "input_path", "src", "peft_dir", "prompt", "vocab_model"}
+          "corpus", "input_path", "src", "peft_dir", "prompt", "vocab_model", "prompts"}
 #: Parameters that name what a command writes.
 OUTPUTS = {"out", "output"}
 #: Runnable examples that other checks run, because they take minutes.
