@@ -57,8 +57,13 @@ class SoftpromptReplica:
             raise RuntimeError("the warm-up failed")
 
 
-def deployment(config: ServeConfig, dtype: str = "float32", backend: str | None = None):
-    """A bound Ray Serve deployment of ``config.replicas`` replicas, for ``serve.run``."""
+def deployment(config: ServeConfig, dtype: str = "float32", backend: str | None = None,
+               actor_options: dict | None = None):
+    """A bound Ray Serve deployment of ``config.replicas`` replicas, for ``serve.run``.
+
+    Replicas reserve no CPU by default; `actor_options` adds Ray actor options, e.g.
+    ``{"num_gpus": 1}`` to give each replica a GPU of its own.
+    """
     _, serve = _ray()
     env = {"KERAS_BACKEND": backend or os.environ.get("KERAS_BACKEND", "tensorflow"),
            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
@@ -68,7 +73,8 @@ def deployment(config: ServeConfig, dtype: str = "float32", backend: str | None 
     return replica.options(
         num_replicas=config.replicas, health_check_period_s=5, graceful_shutdown_timeout_s=60,
         max_ongoing_requests=config.max_queue,
-        ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": env}},
+        ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": env},
+                           **(actor_options or {})},
     ).bind(config, dtype)
 
 
