@@ -183,7 +183,11 @@ def check_trajectory(pool, report, case, optimizer, bound, label, derived=None):
             report.add(label, pair, d, bound, detail=where)
         else:
             record(report, label, pair, d, derived, contract, detail=where)
-        assert d <= bound, (
+        # Just under the bound the same rule holds: rounding grown by the case's own
+        # dynamics (up to SELF_SENSITIVITY_RATIO x what a backend moves against itself)
+        # is no disagreement, so the verdict does not jump at the bound.
+        limit = bound if sensitivity is None else max(bound, SELF_SENSITIVITY_RATIO * sensitivity)
+        assert d <= limit, (
             f"{label} {pair}: {d:.3g} ({where}); the same backend moves only "
             f"{sensitivity:.3g} under a 2**-20 perturbation, so this is not rounding"
         )
@@ -239,11 +243,14 @@ def test_adafactor_steps(pool, report, case):
                            detail=f"{where}; self-sensitivity {sensitivity:.2e}")
             else:
                 lockstep[pair] = max(lockstep.get(pair, 0.0), d)
+                # as in check_trajectory: no jump in the verdict at the bound
+                limit = max(ADAFACTOR_ABS, SELF_SENSITIVITY_RATIO * sensitivity)
+                assert d <= limit, (f"Adafactor lockstep {pair}: {d:.3g} ({where}); a backend "
+                                    f"moves only {sensitivity:.3g} against itself: not rounding")
         first = first or next(iter(out))
         prompt, state = out[first]["prompts"][0], out[first]["optimizer_state"]
     for pair, d in lockstep.items():
         report.add(label, pair, d, ADAFACTOR_ABS, detail=where)
-        assert d <= ADAFACTOR_ABS, f"Adafactor lockstep {pair}: {d:.3g} ({where})"
     for pair, ratio in ill.items():
         assert ratio <= SELF_SENSITIVITY_RATIO, (
             f"Adafactor lockstep {pair} ({where}): {ratio:.3g}x what a backend moves against "
