@@ -1,4 +1,5 @@
-"""Atomic writes: build a file or a directory beside the target, then rename it into place."""
+"""Atomic writes (build a file or a directory beside the target, then rename it into place)
+and durable appends to logs (`append_line`)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,21 @@ def atomic_directory(path: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append `line` to a log durably; a failed write (a full disk) leaves no partial line."""
+    data = (line + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
