@@ -312,7 +312,12 @@ def test_a_really_full_tmpfs(preset_v11, task_dir, trained, tmp_path):
                           timeout=900, env=ENV, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == [1, 0], done.stderr
-    first = error_lines(done.stderr.split("--- attempt")[1])
+    # TensorFlow's AutoGraph warns (three lines) when a fresh process first traces the train
+    # step under the tensorflow backend; that is the framework's output, not softprompt's.
+    autograph = ("WARNING:tensorflow:AutoGraph could not transform", "Cause: Unable to locate",
+                 "To silence this warning")
+    first = [line for line in error_lines(done.stderr.split("--- attempt")[1])
+             if not line.startswith(autograph)]
     assert len(first) == 1 and first[0].startswith(
         f"Error: no space left on the device of {out / 'checkpoints'}"), first
     assert "the checkpoint of step 2 is intact" in first[0]
