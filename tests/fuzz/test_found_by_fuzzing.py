@@ -99,7 +99,7 @@ def test_unknown_task_arguments_from_a_sidecar():
 
 
 def test_predict_request_naming_a_task_that_is_not_a_name():
-    from softprompt.core.predict import prepare
+    from softprompt.core.inference.predict import prepare
 
     requests = [("in.jsonl, line 1", {"task": ["boolq"], "passage": "p", "question": "q"})]
     refused(lambda: prepare(["a"], [{}], requests, "decode", None, 4), "line 1", "'task'")
@@ -109,7 +109,7 @@ def test_predict_request_naming_a_task_that_is_not_a_name():
 
 
 def test_writing_onto_a_directory(tmp_path):
-    from softprompt.core.atomic import atomic_write
+    from softprompt.core.io.atomic import atomic_write
 
     def write():
         with atomic_write(tmp_path) as f:
@@ -119,7 +119,7 @@ def test_writing_onto_a_directory(tmp_path):
 
 
 def test_a_numpy_header_that_python_cannot_tokenize(tmp_path):
-    from softprompt.core.files import load_prompt
+    from softprompt.core.io.prompt_files import load_prompt
 
     header = b"{'descr': '<f4', 'fortran_order': False, 'shape': \n"
     path = tmp_path / "p.npy"
@@ -137,7 +137,7 @@ def test_a_numpy_header_that_python_cannot_tokenize(tmp_path):
 def test_peft_configs(tmp_path, config, fragment):
     from safetensors.numpy import save_file
 
-    from softprompt.core.peft_format import read_peft
+    from softprompt.core.interop.peft import read_peft
 
     (tmp_path / "adapter_config.json").write_text(json.dumps(config))
     save_file({"prompt_embeddings": np.ones((2, 4), np.float32)},
@@ -150,7 +150,7 @@ def test_peft_configs(tmp_path, config, fragment):
     ({"d_ff": 1e400}, "d_ff"), ({"dropout_rate": [0.1]}, "dropout_rate"),
 ])
 def test_hugging_face_config_numbers(tmp_path, change, fragment):
-    from softprompt.core.convert_hf import read_hf_config
+    from softprompt.core.interop.hf_t5 import read_hf_config
 
     config = {"model_type": "t5", "d_model": 8, "d_ff": 16, "d_kv": 4, "num_heads": 2,
               "num_layers": 1, "vocab_size": 32, **change}
@@ -159,7 +159,7 @@ def test_hugging_face_config_numbers(tmp_path, change, fragment):
 
 
 def test_corpus_that_is_not_utf8(tmp_path):
-    from softprompt.core.adapt import read_corpus_files
+    from softprompt.core.pretraining.adapt import read_corpus_files
 
     path = tmp_path / "c.txt"
     path.write_bytes(b"fine line\n\xff\xfe broken\n")
