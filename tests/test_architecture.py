@@ -38,7 +38,8 @@ ROOT = "softprompt"
 CORE_ROOMS = ("io", "text", "interop", "model", "inference", "training", "pretraining",
               "serving")
 #: Rooms that read tasks (`softprompt.tasks`); the ones below them take formatted text.
-TASK_ROOMS = {"inference", "training", "demo"}
+#: Pretraining reads its corpus files with the tasks' readers (`softprompt.tasks.readers`).
+TASK_ROOMS = {"inference", "training", "pretraining", "demo"}
 FRAMEWORKS = {"jax", "jaxlib", "torch", "tensorflow", "tf_keras", "flax"}
 #: Third-party packages each part may import (besides the standard library).
 _CORE = {"keras", "keras_hub", "numpy"}

@@ -23,7 +23,7 @@ def tasks(names, as_json):
     Example:
         softprompt tasks
         softprompt tasks boolq mrqa/bioasq
-        softprompt tasks --json > tasks.json
+        softprompt tasks --json
     """
     from softprompt.tasks import catalog
 

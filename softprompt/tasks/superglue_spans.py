@@ -188,9 +188,12 @@ class WSC(Task):
         index = example.get("span2_index", 0)
         if not isinstance(index, int) or isinstance(index, bool):
             raise ValueError(f"{self.name}: field 'span2_index' must be an integer")
-        text = mark_pronoun(
-            self._text(example, "text"), self._text(example, "span2_text"), index
-        )
+        try:
+            text = mark_pronoun(
+                self._text(example, "text"), self._text(example, "span2_text"), index
+            )
+        except ValueError as e:
+            raise ValueError(f"{self.name}: field 'span2_text': {e}") from None
         return text, self._text(example, "span1_text")
 
     def candidates(self, example: Example) -> None:

@@ -6,7 +6,8 @@ example is checked without touching this file. An input (a preset, data, a promp
 corpus) must be one of:
 
 - a preset the package ships (``softprompt_tiny``);
-- a placeholder that is obviously the user's own: under ``path/to/``, or named ``my-…``;
+- a placeholder that is obviously the user's own: under ``path/to/``, named ``my-…``, or a
+  Hugging Face Hub checkpoint ``hf://ORG/NAME``;
 - written by an earlier example of the same block (``--out``, ``--output``, ``OUT``);
 - a run directory under ``runs/``; ``runs/demo`` is what ``softprompt train`` (the built-in
   demo) writes, so examples reading it run here after a short demo run.
@@ -130,9 +131,10 @@ def values(value):
 
 
 def is_placeholder(path: str) -> bool:
-    """Obviously the user's own: ``path/to/...`` or a name beginning with ``my-``/``my_``."""
+    """Obviously the user's own: ``path/to/...``, a name beginning with ``my-``/``my_``, or a
+    Hugging Face Hub checkpoint (``hf://ORG/NAME``), which only a machine online can fetch."""
     clean = path.removeprefix("./")
-    return clean.startswith("path/to/") or any(
+    return clean.startswith(("path/to/", "hf://")) or any(
         part.startswith(("my-", "my_")) for part in Path(clean).parts)
 
 

@@ -210,7 +210,8 @@ class _FullDiskFile:
 def test_a_full_disk_keeps_the_last_checkpoint_and_resume_works(
         runner, cli, preset_v11, task_dir, trained, tmp_path, monkeypatch, full_at):
     """The write of one file of step 4's checkpoint fails with ENOSPC halfway through."""
-    from softprompt.core.io import atomic, files
+    from softprompt.core.io import atomic
+    from softprompt.core.io import prompt_files as files
 
     real = atomic.atomic_write
 
@@ -311,7 +312,12 @@ def test_a_really_full_tmpfs(preset_v11, task_dir, trained, tmp_path):
                           timeout=900, env=ENV, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == [1, 0], done.stderr
-    first = error_lines(done.stderr.split("--- attempt")[1])
+    # TensorFlow's AutoGraph warns (three lines) when a fresh process first traces the train
+    # step under the tensorflow backend; that is the framework's output, not softprompt's.
+    autograph = ("WARNING:tensorflow:AutoGraph could not transform", "Cause: Unable to locate",
+                 "To silence this warning")
+    first = [line for line in error_lines(done.stderr.split("--- attempt")[1])
+             if not line.startswith(autograph)]
     assert len(first) == 1 and first[0].startswith(
         f"Error: no space left on the device of {out / 'checkpoints'}"), first
     assert "the checkpoint of step 2 is intact" in first[0]

@@ -135,3 +135,43 @@ def test_adapting_an_existing_preset_changes_its_weights(tmp_path, small_corpus,
     moved = [not np.allclose(ops.convert_to_numpy(u), ops.convert_to_numpy(v))
              for u, v in zip(before.backbone.weights, after.backbone.weights)]
     assert sum(moved) > len(moved) // 2
+
+
+def test_full_disk_and_unreadable_checkpoints(tmp_path, small_corpus, monkeypatch):
+    """A full disk at step 4's checkpoint keeps step 2's; a damaged step-4.npz offers step 2."""
+    import contextlib
+    import errno
+    import os
+
+    from softprompt.core.io.disk_space import DiskFull
+    from softprompt.core.pretraining import adapt as ad
+
+    real = ad.atomic_write
+
+    @contextlib.contextmanager
+    def full_at_step_4(path, mode="wb"):
+        if os.path.basename(path) == "step-4.npz":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        with real(path, mode) as f:
+            yield f
+
+    quiet = {"progress": False, "echo": lambda s: None}
+    monkeypatch.setattr(ad, "atomic_write", full_at_step_4)
+    with pytest.raises(DiskFull, match=r"preset\.adapt/checkpoints .*it needs about .* "
+                                       r"the checkpoint of step 2 is intact"):
+        ad.adapt(_config(tmp_path, small_corpus, 4), **quiet)
+    monkeypatch.undo()
+    run = tmp_path / "preset.adapt"
+    assert ad.latest_checkpoint(run)["step"] == 2
+    assert ad.adapt(_config(tmp_path, small_corpus, 4), resume=True, **quiet).step == 4
+
+    (run / "checkpoints" / "step-4.npz").write_bytes(b"not an archive")
+    with pytest.raises(ValueError, match=r"step-4\.npz is not a \.npz archive.* previous "
+                                         r"checkpoint is step 2: .*--resume-from-last-good"):
+        ad.adapt(_config(tmp_path, small_corpus, 6), resume=True, **quiet)
+    notes = []
+    done = ad.adapt(_config(tmp_path, small_corpus, 6), resume=True, from_last_good=True,
+                    progress=False, echo=notes.append)
+    assert done.step == 6 and any("resuming from step 2" in n for n in notes), notes
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6]

@@ -10,8 +10,11 @@ The number of inputs per test is ``n * SOFTPROMPT_FUZZ_SCALE`` (default 1, what 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import tempfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -88,6 +91,16 @@ nasty_lines = st.sampled_from([
     '{"a": ' + "9" * 5000 + "}",
     '"\ud800"', "NaN", "[]", "{}", "null", "\x00", "[1, 2", '{"a": 1}}',
 ])
+
+
+@contextlib.contextmanager
+def file_with(name: str, data: bytes | str):
+    """A fresh folder holding the file `name` with `data` (text may hold lone surrogates)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8",
+                                                                          "surrogatepass"))
+        yield path
 
 
 def expect_clean(call, *names):

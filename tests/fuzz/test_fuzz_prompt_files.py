@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzzing import budget, edges, expect_clean, json_values, mutated
+from fuzzing import budget, edges, expect_clean, file_with, json_values, mutated
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -77,9 +77,7 @@ def _check_prompt(result, path):
 @budget(300)
 @given(npy_files())
 def test_prompt_payloads(data):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "p.npy"
-        path.write_bytes(data)
+    with file_with("p.npy", data) as path:
         _check_prompt(expect_clean(lambda: load_prompt(path), path), path)
 
 
@@ -94,7 +92,7 @@ SIDECAR = {"task": "boolq", "task_args": {}, "labels": ["False", "True"], "eval_
 @given(st.binary(max_size=200) | json_values().map(json.dumps) | mutated(SIDECAR).map(json.dumps))
 def test_sidecars_and_their_use(sidecar):
     """Any sidecar: checked fields, or one line naming it; then what eval/predict read from it."""
-    from softprompt.cli.evaluate import make_task
+    from softprompt.cli.common import make_task
 
     sidecar = sidecar.encode("utf-8", "surrogatepass") if isinstance(sidecar, str) else sidecar
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,9 +109,8 @@ def test_sidecars_and_their_use(sidecar):
 
 
 def read_sidecar_bytes(data: bytes) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "s.json").write_bytes(data)
-        return read_sidecar(Path(tmp) / "s.json")
+    with file_with("s.json", data) as path:
+        return read_sidecar(path)
 
 
 ADAPTER = {"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 2, "token_dim": 3,

@@ -13,7 +13,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from fuzzing import budget, edges, expect_clean, json_values, mutated, nasty_lines, text
+from fuzzing import (
+    budget,
+    edges,
+    expect_clean,
+    file_with,
+    json_values,
+    mutated,
+    nasty_lines,
+    text,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -49,9 +58,7 @@ def raw_files(draw):
 @given(raw_files())
 def test_jsonl_reader(file):
     data, gz = file
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / ("f.jsonl.gz" if gz else "f.jsonl")
-        path.write_bytes(data)
+    with file_with("f.jsonl.gz" if gz else "f.jsonl", data) as path:
         records = expect_clean(lambda: list(readers.iter_jsonl(path)), path)
     for where, record in records or ():
         assert isinstance(record, dict) and where.startswith(f"{path}, line ")
@@ -61,9 +68,7 @@ def test_jsonl_reader(file):
 @given(raw_files(), st.lists(words, max_size=3))
 def test_tsv_reader(file, required):
     data, _ = file
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "f.tsv"
-        path.write_bytes(data)
+    with file_with("f.tsv", data) as path:
         rows = expect_clean(lambda: list(readers.iter_tsv(path, required)), path)
     for _, row in rows or ():
         assert set(required) <= set(row) and all(isinstance(v, str) for v in row.values())
@@ -73,9 +78,7 @@ def test_tsv_reader(file, required):
 @given(raw_files())
 def test_json_document_reader(file):
     data, _ = file
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "f.json"
-        path.write_bytes(data)
+    with file_with("f.json", data) as path:
         expect_clean(lambda: readers.read_json(path), path)
 
 
@@ -215,9 +218,7 @@ def test_jsonl_task_options_and_records(template, target, labels, record):
                                           labels=labels), "template", "labels", "target_field")
     if task is None:
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "test.jsonl"
-        path.write_text(json.dumps(record) + "\n", encoding="utf-8", errors="surrogatepass")
+    with file_with("test.jsonl", json.dumps(record) + "\n") as path:
         examples = expect_clean(lambda: task.read(path, "test"), path)
     for example in examples or ():
         inputs, target_text = task.format(example)

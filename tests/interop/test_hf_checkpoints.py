@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hub_helpers import go_offline, publish_model
-from softprompt.core.presets import resolve_preset
 
 from softprompt.core.interop import hf_hub as hf_checkpoints
 from softprompt.core.interop.hf_hub import resolve_hf_t5
+from softprompt.core.interop.presets import resolve_preset
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]  # fmt: skip
@@ -209,7 +209,7 @@ def test_default_cache_folder(monkeypatch):
 
 
 def test_peft_export_names_the_hub_repository():
-    from softprompt.core.peft_format import _base_model_name
+    from softprompt.core.interop.peft import _base_model_name
 
     meta = {"backbone": {"preset": "hf://google/t5-base-lm-adapt@main"}}
     assert _base_model_name(meta) == "google/t5-base-lm-adapt"

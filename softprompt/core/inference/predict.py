@@ -26,14 +26,19 @@ from softprompt.core.inference.methods import check_method
 from softprompt.core.inference.prompts import model_for_prompts
 
 
-def _task_for(record: dict, meta: dict, cache: dict):
+def _task_for(record: dict, meta: dict, cache: dict, where: str):
     name = record.get("task") or meta.get("task")
     if not name:
         return None
+    if not isinstance(name, str):
+        raise ValueError(f"{where}: field 'task' must be a task name, found {name!r:.40}")
     args = dict(meta.get("task_args") or {}) if name == meta.get("task") else {}
     key = (name, repr(sorted(args.items())))
     if key not in cache:
-        cache[key] = tasks.get(name, **args)
+        try:
+            cache[key] = tasks.get(name, **args)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
     return cache[key]
 
 
@@ -107,7 +112,7 @@ def prepare(names: Sequence[str], metas: Sequence[dict], requests: Sequence[tupl
         pid = names.index(name)
         meta = metas[pid]
         task = None if "text" in record and "task" not in record else _task_for(record, meta,
-                                                                              cache)
+                                                                              cache, where)
         if "text" in record:
             text = record["text"]
             if not isinstance(text, str):

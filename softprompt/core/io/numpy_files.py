@@ -85,14 +85,19 @@ def _read_array(f, size: int, where: str) -> np.ndarray:
                               f"({_short(err)})") from None
 
 
+def _existing(path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    return path
+
+
 def read_npy(path: str | os.PathLike) -> np.ndarray:
     """The array of the ``.npy`` file `path` (any extension), or `UnreadableArray`.
 
     Raises `FileNotFoundError` when there is no file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+    path = _existing(path)
     try:
         with open(path, "rb") as f:
             return _read_array(f, os.fstat(f.fileno()).st_size, str(path))
@@ -105,9 +110,7 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     Raises `FileNotFoundError` when there is no file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+    path = _existing(path)
     try:
         with open(path, "rb") as raw:
             head = raw.read(len(ZIP_MAGIC))

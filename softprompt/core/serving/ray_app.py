@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 
+from softprompt import backends
 from softprompt.core.serving.config import ServeConfig
 
 logger = logging.getLogger("softprompt.serve")
@@ -65,7 +66,7 @@ def deployment(config: ServeConfig, dtype: str = "float32", backend: str | None 
     ``{"num_gpus": 1}`` to give each replica a GPU of its own.
     """
     _, serve = _ray()
-    env = {"KERAS_BACKEND": backend or os.environ.get("KERAS_BACKEND", "tensorflow"),
+    env = {**backends.child_environment(backend),
            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]

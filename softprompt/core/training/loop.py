@@ -6,13 +6,9 @@ and calls `Run.run`; see that module for what a run does and writes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,10 +20,9 @@ from keras import ops
 
 from softprompt import backends, tasks
 from softprompt.core.inference.evaluate import evaluate, target_length
-from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.atomic import append_line, atomic_write
 from softprompt.core.io.disk_space import DiskFull, is_full
 from softprompt.core.io.prompt_files import load_prompt, save_prompt
-from softprompt.core.model.prompted_t5 import PromptedT5
 from softprompt.core.text import batching
 from softprompt.core.training import callbacks as cb
 from softprompt.core.training import state as train_state
@@ -40,91 +35,12 @@ from softprompt.core.training.run_dir import (
     truncate_jsonl,
     versions,
 )
-
-
-def _dtype_policy() -> str:
-    return keras.config.dtype_policy().name
-
-
-def _resolve_preset_path(preset: str) -> str:
-    """A local preset directory as an absolute path, so sidecars find it from anywhere."""
-    path = Path(preset).expanduser()
-    if "://" not in preset and path.is_dir():
-        return str(path.resolve())
-    return preset
-
-
-def build_model(config: TrainConfig, task):
-    """The `PromptedT5` of a run: preset, prompt length, initializer, dropout."""
-    init = config.init or ("class-labels" if task.labels else "sampled-vocab")
-    model = PromptedT5.from_preset(
-        _resolve_preset_path(config.preset),
-        prompt_length=config.prompt_length,
-        init=init,
-        init_labels=task.labels if init == "class-labels" else None,
-        init_text=config.init_text,
-        init_file=config.init_file,
-        seed=config.seed,
-    )
-    if config.dropout is not None:
-        model.set_dropout(config.dropout, seed=config.seed)
-    return model
-
-
-def check_metric(task, examples, metric: str | None) -> str:
-    """The selecting metric, checked against what the task reports on `examples`.
-
-    Scores the gold targets as predictions (cheap), which also checks that
-    the split has gold labels before any training happens.
-    """
-    golds = [task.format(ex)[1] for ex in examples]
-    reported = task.evaluate(examples, golds)
-    metric = metric or task.main_metric
-    if metric not in reported:
-        raise ValueError(
-            f"task {task.name!r} reports no metric {metric!r} (it reports {', '.join(reported)})"
-        )
-    return metric
-
-
-@contextlib.contextmanager
-def graceful_interrupt():
-    """The first Ctrl-C asks the loop to stop after the current step; a second one aborts."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-        print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr, flush=True)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def append_line(path: Path, line: str) -> None:
-    """Append `line` to a log durably; a failed write (a full disk) leaves no partial line."""
-    data = (line + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        try:
-            while data:
-                data = data[os.write(fd, data):]
-            os.fsync(fd)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, size)
-            raise
-    finally:
-        os.close(fd)
-
+from softprompt.core.training.run_parts import (
+    build_model,
+    check_metric,
+    dtype_policy,
+    graceful_interrupt,
+)
 
 # ---------------------------------------------------------------------- the run
 
@@ -258,7 +174,7 @@ class Run:
                 },
                 "versions": versions(),
                 "backend": backends.name(),
-                "dtype_policy": _dtype_policy(),
+                "dtype_policy": dtype_policy(),
                 "distribution": repr(self.dist),
                 "devices": [d.name for d in self.adapter.devices()],
                 "command": sys.argv,
