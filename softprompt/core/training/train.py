@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 from softprompt import backends
@@ -88,7 +89,9 @@ def train(config: TrainConfig, *, resume: bool = False, from_last_good: bool = F
     writer = dist.is_writer
     try:  # the writer holds the folder; a second process is refused here
         with hold_run_folder(config.out, echo) if writer else contextlib.nullcontext():
-            out = check_out(config.out, resume)  # again, now that the folder is ours
+            # Checked again now that the folder is ours (the other processes of this run,
+            # which hold nothing, checked before the distribution started).
+            out = check_out(config.out, resume) if writer else Path(config.out)
             start = (check_resume(config, out, from_last_good, echo, writer)
                      if resume else None)
             with dist.scope():
