@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from softprompt.cli.common import backend_option, dtype_option, user_errors
+from softprompt.cli.common import FilePath, backend_option, dtype_option, user_errors
 from softprompt.cli.evaluate import echo_table, make_task, task_options, write_json
 
 
@@ -14,7 +14,7 @@ from softprompt.cli.evaluate import echo_table, make_task, task_options, write_j
 @backend_option
 @dtype_option
 @click.option("--prompt", "prompt_files", multiple=True, required=True,
-              type=click.Path(dir_okay=False),
+              type=FilePath(dir_okay=False),
               help="A prompt file; repeat for each member of the ensemble.")
 @task_options
 @click.option("--data", required=True, help="The task's data: a file or its directory.")
@@ -35,7 +35,7 @@ from softprompt.cli.evaluate import echo_table, make_task, task_options, write_j
               help="Input tokens kept (default: as in training, else 512).")
 @click.option("--max-target-length", type=int, default=None,
               help="Tokens to decode (default: as in training, else from the task).")
-@click.option("--output", type=click.Path(dir_okay=False), default=None,
+@click.option("--output", type=FilePath(dir_okay=False), default=None,
               help="Also write every prompt's metrics and the ensemble's to this JSON file.")
 @user_errors
 def ensemble(prompt_files, task, template, target_field, labels, data, split, method, metric,

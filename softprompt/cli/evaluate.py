@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from softprompt.cli.common import backend_option, dtype_option, user_errors
+from softprompt.cli.common import FilePath, backend_option, dtype_option, user_errors
 
 # ---------------------------------------------------------------------- shared by commands
 
@@ -79,7 +79,7 @@ def write_json(path, data) -> None:
 @click.command("eval")
 @backend_option
 @dtype_option
-@click.option("--prompt", "prompt_file", required=True, type=click.Path(dir_okay=False),
+@click.option("--prompt", "prompt_file", required=True, type=FilePath(dir_okay=False),
               help="The prompt file (.npy; its .json sidecar names the model).")
 @task_options
 @click.option("--data", required=True, help="The task's data: a file or its directory.")
@@ -96,7 +96,7 @@ def write_json(path, data) -> None:
               help="Input tokens kept (default: as in training, else 512).")
 @click.option("--max-target-length", type=int, default=None,
               help="Tokens to decode (default: as in training, else from the task).")
-@click.option("--output", type=click.Path(dir_okay=False), default=None,
+@click.option("--output", type=FilePath(dir_okay=False), default=None,
               help="Also write the metrics to this JSON file.")
 @user_errors
 def evaluate(prompt_file, task, template, target_field, labels, data, split, method,

@@ -164,3 +164,14 @@ def test_corpus_that_is_not_utf8(tmp_path):
     path = tmp_path / "c.txt"
     path.write_bytes(b"fine line\n\xff\xfe broken\n")
     refused(lambda: read_corpus_files([str(path)]), path, "not UTF-8")
+
+
+def test_a_nul_byte_in_a_path_argument_is_a_usage_error(tmp_path):
+    from click.testing import CliRunner
+
+    from softprompt.cli.main import cli
+    from softprompt.core.files import save_prompt
+
+    prompt = save_prompt(tmp_path / "p.npy", np.ones((2, 4), np.float32))
+    result = CliRunner().invoke(cli, ["export", str(prompt), "out\x00put", "--to", "official"])
+    assert result.exit_code == 2 and "NUL byte" in result.stderr, (result.exception, result.output)
