@@ -347,7 +347,9 @@ def train(config: TrainConfig, *, resume: bool = False, from_last_good: bool = F
     writer = dist.is_writer
     try:  # the writer holds the folder; a second process is refused here
         with hold_run_folder(config.out, echo) if writer else contextlib.nullcontext():
-            out = check_out(config.out, resume)  # again, now that the folder is ours
+            # Checked again now that the folder is ours (the other processes of this run,
+            # which hold nothing, checked before the distribution started).
+            out = check_out(config.out, resume) if writer else Path(config.out)
             start = _resume_step(config, out, from_last_good, echo, writer) if resume else None
             with dist.scope():
                 from softprompt.core.train_loop import Run
