@@ -127,6 +127,16 @@ def test_a_numpy_header_that_python_cannot_tokenize(tmp_path):
     refused(lambda: load_prompt(path), path, "damaged .npy header")
 
 
+def test_a_huge_count_of_empty_items(tmp_path):
+    from softprompt.core.files import load_prompt
+
+    path = tmp_path / "p.npy"
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "|V0", "fortran_order": False, "shape": (2**70,)})
+    refused(lambda: load_prompt(path), path)
+
+
 @pytest.mark.parametrize("config,fragment", [
     ([1, 2], "expected a JSON object"),
     ({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 0, "token_dim": 4},
