@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from softprompt.cli.common import backend_option, user_errors
+from softprompt.cli.common import FilePath, backend_option, user_errors
 
 
 def load_suite():
@@ -62,7 +62,7 @@ def load_suite():
                    "mixed_bfloat16 (default: float32,bfloat16; PEFT runs in each).")
 @click.option("--no-baselines", is_flag=True,
               help="Skip the PEFT/transformers baselines even when they are installed.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
+@click.option("--out", type=FilePath(file_okay=False), default=None,
               help="Where results.json and results.md go (default: benchmarks/results).")
 @click.option("--profile", type=click.Choice(["toy", "short", "full"]), default=None, hidden=True,
               help="Sizes by name (toy: the test's; --full is --profile full).")

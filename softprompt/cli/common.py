@@ -35,6 +35,19 @@ class UserInputError(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True, file=file)
 
 
+class FilePath(click.Path):
+    """`click.Path` that also refuses a NUL byte as a usage error.
+
+    ``os.stat`` raises `ValueError` for a NUL byte, which click would let escape as a
+    traceback while it parses the options.
+    """
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and "\x00" in value:
+            self.fail(f"{value!r} holds a NUL byte", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _set_backend(ctx, param, value):
     if value is None:
         value = os.environ.get("KERAS_BACKEND")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from softprompt.cli.common import backend_option, user_errors
+from softprompt.cli.common import FilePath, backend_option, user_errors
 
 
 @click.group()
@@ -18,8 +18,8 @@ def convert():
 
 
 @convert.command("hf-t5")
-@click.argument("src", type=click.Path(file_okay=False, path_type=str))
-@click.argument("out", type=click.Path(path_type=str))
+@click.argument("src", type=FilePath(file_okay=False, path_type=str))
+@click.argument("out", type=FilePath(path_type=str))
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists and is not empty.")
 @click.option("--dtype", default=None, help="Dtype policy of the saved backbone (default float32).")
 @backend_option

@@ -11,12 +11,12 @@ from softprompt.core.inference.methods import METHODS
 @click.command("eval")
 @common.backend_option
 @common.dtype_option
-@click.option("--prompt", "prompt_file", required=True, type=click.Path(dir_okay=False),
+@click.option("--prompt", "prompt_file", required=True, type=common.FilePath(dir_okay=False),
               help="The prompt file (.npy; its .json sidecar names the model).")
 @common.prompts_on_task_options
 @click.option("--method", type=click.Choice(METHODS), default=None,
               help="Greedy decoding or rank classification (default: as in training).")
-@click.option("--output", type=click.Path(dir_okay=False), default=None,
+@click.option("--output", type=common.FilePath(dir_okay=False), default=None,
               help="Also write the metrics to this JSON file.")
 @common.user_errors
 def evaluate(prompt_file, method, output, **options):

@@ -127,6 +127,16 @@ def test_a_numpy_header_that_python_cannot_tokenize(tmp_path):
     refused(lambda: load_prompt(path), path, "damaged .npy header")
 
 
+def test_a_huge_count_of_empty_items(tmp_path):
+    from softprompt.core.io.prompt_files import load_prompt
+
+    path = tmp_path / "p.npy"
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "|V0", "fortran_order": False, "shape": (2**70,)})
+    refused(lambda: load_prompt(path), path)
+
+
 @pytest.mark.parametrize("config,fragment", [
     ([1, 2], "expected a JSON object"),
     ({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 0, "token_dim": 4},
@@ -164,3 +174,14 @@ def test_corpus_that_is_not_utf8(tmp_path):
     path = tmp_path / "c.txt"
     path.write_bytes(b"fine line\n\xff\xfe broken\n")
     refused(lambda: read_corpus_files([str(path)]), path, "not UTF-8")
+
+
+def test_a_nul_byte_in_a_path_argument_is_a_usage_error(tmp_path):
+    from click.testing import CliRunner
+
+    from softprompt.cli.main import cli
+    from softprompt.core.io.prompt_files import save_prompt
+
+    prompt = save_prompt(tmp_path / "p.npy", np.ones((2, 4), np.float32))
+    result = CliRunner().invoke(cli, ["export", str(prompt), "out\x00put", "--to", "official"])
+    assert result.exit_code == 2 and "NUL byte" in result.stderr, (result.exception, result.output)

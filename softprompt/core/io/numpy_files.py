@@ -80,7 +80,7 @@ def _read_array(f, size: int, where: str) -> np.ndarray:
     try:
         array = np.frombuffer(f.read(needed), dtype=dtype, count=count)
         return array.reshape(shape, order="F" if fortran else "C").copy()
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, OverflowError) as err:  # e.g. a huge count of 0-byte items
         raise UnreadableArray(f"{where} holds data that does not fit its header "
                               f"({_short(err)})") from None
 

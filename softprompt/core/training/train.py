@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from softprompt import backends
 from softprompt.core.io.run_lock import hold_run_folder
