@@ -6,12 +6,18 @@ TensorFlow on every backend, so one environment with all three installed
 (``pip install "torch==2.13.0" -e ".[all,test]"``) serves every session and
 each session only changes ``KERAS_BACKEND``.
 
-    nox                      # everything CI runs: tests per backend, agreement, lint
+    nox                      # the test suite: lint, tests per backend, agreement
     nox -s tests-jax         # one backend
+    nox -s main-command      # `softprompt train` on every backend, its outputs checked
     nox -s bench             # benchmarks (installs transformers + peft if missing)
+
+CI (``.ci/run``) builds a fresh virtual environment, installs into it with the README's
+command, then runs ``main-command`` and ``nox`` from it.
 """
 
 from __future__ import annotations
+
+import os
 
 import nox
 
@@ -44,8 +50,27 @@ def agreement(session):
     session.run(
         "python", "-m", "pytest", "tests/agreement", "-m", "agreement", "-q",
         "-p", "no:cacheprovider", *session.posargs,
-        env={"HYPOTHESIS_PROFILE": "ci", **QUIET_TF},
+        env={"SOFTPROMPT_AGREEMENT_PROFILE": os.environ.get("SOFTPROMPT_AGREEMENT_PROFILE", "ci"),
+             **QUIET_TF},
     )
+
+
+@nox.session(name="main-command", venv_backend="none")
+def main_command(session):
+    """The README's main command, ``softprompt train``, on each backend; its outputs checked.
+
+    ``nox -s main-command -- --backend jax`` runs one backend (scripts/check_main_command.py).
+    """
+    session.run("python", "scripts/check_main_command.py", *session.posargs)
+
+
+@nox.session(name="serving-ray", venv_backend="none")
+def serving_ray(session):
+    """The Ray Serve deployment on a local Ray instance (installs ``.[ray]``, ~100 MB)."""
+    session.run("python", "-m", "pip", "install", "-q", "-e", ".[ray]")
+    session.run("python", "-m", "pytest", "tests/serving/test_ray.py", "-q",
+                "-p", "no:cacheprovider", *session.posargs,
+                env={"KERAS_BACKEND": "jax", **QUIET_TF})
 
 
 @nox.session(venv_backend="none")

@@ -6,7 +6,7 @@
     python scripts/build_embedded.py
 
 and the larger members are built into softprompt's cache
-(``~/.cache/softprompt/presets``, `softprompt.core.io.presets.cache_dir`), where
+(``~/.cache/softprompt/presets``, `softprompt.core.interop.cache.cache_dir`), where
 ``--preset softprompt_small`` / ``softprompt_base`` then find them::
 
     python scripts/build_embedded.py --size small
@@ -53,7 +53,7 @@ def adapt_command(size: str, work: Path, out: Path, steps: int | None, seed: int
 
 
 def default_out(size: str) -> Path:
-    from softprompt.core.io.presets import cache_dir
+    from softprompt.core.interop.cache import cache_dir
     from softprompt.core.pretraining.family import preset_name
 
     if size == "tiny":

@@ -4,7 +4,10 @@ files import it by a name no other directory uses)."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -65,3 +68,25 @@ def reuse_compilations(cache_dir) -> None:
         compilation_cache.reset_cache()
     except (ImportError, AttributeError):
         pass
+
+
+HOLDER = """
+import sys
+from softprompt.core.io.run_lock import hold_run_folder
+with hold_run_folder(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def start_holder(folder) -> subprocess.Popen:
+    """A real process holding the run folder `folder` (`hold_run_folder`) until its stdin closes."""
+    import softprompt
+
+    root = Path(softprompt.__file__).resolve().parents[1]  # the code under test
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "held"
+    return proc

@@ -35,10 +35,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "softprompt"
 ROOT = "softprompt"
 
 #: The rooms of ``core/``, lowest first: each may import itself and the ones before it.
-CORE_ROOMS = ("io", "text", "model", "interop", "inference", "training", "pretraining",
-              "experiments")
+CORE_ROOMS = ("io", "text", "interop", "model", "inference", "training", "pretraining",
+              "experiments", "serving")
 #: Rooms that read tasks (`softprompt.tasks`); the ones below them take formatted text.
-TASK_ROOMS = {"inference", "training", "experiments", "demo"}
+#: Pretraining reads its corpus files with the tasks' readers (`softprompt.tasks.readers`).
+TASK_ROOMS = {"inference", "training", "pretraining", "experiments", "demo"}
 FRAMEWORKS = {"jax", "jaxlib", "torch", "tensorflow", "tf_keras", "flax"}
 #: Third-party packages each part may import (besides the standard library).
 _CORE = {"keras", "keras_hub", "numpy"}
@@ -46,11 +47,13 @@ EXTERNAL = {
     "io": _CORE,
     "text": _CORE,
     "model": _CORE,
-    "interop": _CORE | {"safetensors"},
+    "interop": _CORE | {"safetensors", "huggingface_hub", "filelock", "platformdirs"},
     "inference": _CORE,
-    "training": _CORE | {"tensorboard", "matplotlib"},
+    "training": _CORE | {"tensorboard", "matplotlib", "h5py"},
     "pretraining": _CORE | {"sentencepiece"},
     "experiments": _CORE | {"matplotlib"},
+    "serving": _CORE | {"fastapi", "starlette", "pydantic", "uvicorn", "prometheus_client",
+                        "watchfiles", "ray"},
     "demo": _CORE,
     "core": _CORE,
 }

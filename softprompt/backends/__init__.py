@@ -67,6 +67,17 @@ def select(name: str | None) -> str:
     return name
 
 
+def child_environment(name: str | None = None) -> dict[str, str]:
+    """The environment variables that make a child process (a Ray replica, a worker) run
+    backend `name` (default: the one this process selected, else keras' default).
+
+    Example:
+        >>> child_environment("jax")
+        {'KERAS_BACKEND': 'jax'}
+    """
+    return {"KERAS_BACKEND": validate(name or os.environ.get("KERAS_BACKEND", "tensorflow"))}
+
+
 def name() -> str:
     """The name of the backend keras runs on."""
     import keras

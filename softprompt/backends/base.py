@@ -204,7 +204,7 @@ def keep_freed_memory() -> bool:
     each of its pages. A 5-prompt ensemble of 16 T5-small inputs has 142 MiB
     feed-forward activations: a torch ReLU on one takes 80 ms with the faults and 13 ms
     without; an XLA product with a 37 MiB result, 110 ms and 90 ms (one core,
-    `python -m benchmarks.allocator`). Every
+    `python -m benchmarks.micro.allocator`). Every
     `Adapter` calls it when it is made (on the first `backends.current()`). With
     ``mmap`` off (``M_MMAP_MAX=0``) and the heap trimmed only past 1 GiB, freed
     blocks are reused; the process keeps its peak memory instead of returning it.
@@ -373,7 +373,7 @@ class Adapter:
         scores and `bias` broadcastable to ``(batch, heads, q, k)``; it must compute
         ``softmax(Q K^T + bias) V`` and its gradient. `softprompt.core.model.t5_blocks` uses
         it where no attention dropout is active; measure a kernel against the written-out
-        core with `benchmarks/attention_core.py [--dtype D]`.
+        core with `benchmarks/micro/attention_core.py [--dtype D]`.
 
         Example:
             >>> kernel = backends.current().attention_kernel("float32")

@@ -240,7 +240,7 @@ def softmax_attention():
     XLA's autodiff of the same forward on CPU is slower (T5-small's 8 x 228 tokens,
     one quiet core, forward + gradient: 63 ms vs 41 ms in float32; with bfloat16
     inputs 47 ms for the written-out core with bfloat16 products vs 43 ms for this
-    float32 one; `python -m benchmarks.attention_core [--dtype bfloat16]`). Built once,
+    float32 one; `python -m benchmarks.micro.attention_core [--dtype bfloat16]`). Built once,
     on first use.
 
     Example:
@@ -326,7 +326,7 @@ class JaxAdapter(Adapter):
         a float32 result type (``preferred_element_type``) at about twice it
         (`benchmarks/cases/peak.py`); autodiff's own transpose of such a product would be
         a plain one again, so the gradient products are written out (`reduced_matmul`;
-        the whole train step: `python -m benchmarks.jax_products`).
+        the whole train step: `python -m benchmarks.micro.jax_products`).
         Other dtypes: `keras.ops.matmul`.
         """
         import jax

@@ -164,17 +164,16 @@ def sdpa_attention(query, key, value, bias):
 class TorchAdapter(Adapter):
     name = "torch"
     # Attention: torch's own kernel in float32, see `attention_kernel`; in bfloat16 its
-    # CPU kernel is the slower one (forward + gradient 52.2 ms vs 29.4 ms written out
-    # with a float32 softmax, one core; `benchmarks/attention_core.py --dtype bfloat16`,
-    # `benchmarks/measured/2026-11-26-1core-attention-core-bf16.txt`).
+    # CPU kernel is the slower one (measure with
+    # `python -m benchmarks.micro.attention_core --dtype bfloat16`).
     # Keras runs torch eagerly; torch.compile is opt-in (jit_compile=True).
     default_jit_compile = False
 
     def attention_kernel(self, dtype):
         """`sdpa_attention` (torch's fused scaled-dot-product attention) for float32 inputs.
 
-        On CPU it beats the written-out core (T5-small attention, 8 x 228 tokens:
-        8.8 ms vs 11.2 ms forward; `python -m benchmarks.attention_core`); other dtypes
+        On CPU it beats the written-out core on T5-small attention (8 x 228 tokens;
+        `python -m benchmarks.micro.attention_core`, docs/performance.md); other dtypes
         get the written-out core (see the class comment).
         """
         import keras

@@ -52,11 +52,13 @@ def _config_value(text: str | None):
 @click.option("--workdir", default=None,
               help="Run directory: logs, checkpoints (default: OUT.adapt).")
 @click.option("--resume", is_flag=True, help="Continue the run in the run directory.")
+@click.option("--resume-from-last-good", "from_last_good", is_flag=True,
+              help="--resume, from the previous checkpoint when the last one is unreadable.")
 @backend_option
 @user_errors
 def adapt(preset, from_config, style, vocab_size, vocab_model, corpus, steps, batch_size, optimizer, lr,
           warmup_steps, max_input_length, max_target_length, dropout, eval_every, seed, out,
-          workdir, resume):
+          workdir, resume, from_last_good):
     """Continue training a whole T5 with the prefix-LM objective (LM adaptation).
 
     Each corpus text is split at a random token: the encoder reads the prefix,
@@ -66,9 +68,10 @@ def adapt(preset, from_config, style, vocab_size, vocab_model, corpus, steps, ba
 
     \b
     Example:
-        softprompt adapt --preset t5_small_multi --corpus wiki.txt --steps 10000 --out t5_adapted
-        softprompt adapt --from-config tiny --vocab-size 2000 --corpus a.txt --corpus tasks.jsonl \\
-            --steps 5000 --out my_tiny_t5
+        softprompt adapt --preset softprompt_tiny --corpus path/to/text.txt --steps 10000 \\
+            --out my-adapted-t5
+        softprompt adapt --from-config tiny --vocab-size 2000 --corpus path/to/text.txt \\
+            --corpus path/to/tasks.jsonl --steps 5000 --out my-tiny-t5
     """
     from softprompt.core.pretraining.adapt import AdaptConfig
     from softprompt.core.pretraining.adapt import adapt as run_adapt
@@ -80,5 +83,5 @@ def adapt(preset, from_config, style, vocab_size, vocab_model, corpus, steps, ba
         max_target_length=max_target_length, dropout=dropout, eval_every=eval_every, seed=seed,
         workdir=workdir,
     )
-    result = run_adapt(config, resume=resume)
+    result = run_adapt(config, resume=resume or from_last_good, from_last_good=from_last_good)
     click.echo(f"preset: {result.out}")

@@ -2,8 +2,9 @@
 
 The suite lives in the source tree's ``benchmarks/`` package (``python -m benchmarks.run``,
 ``nox -s bench``); this command finds it beside an editable install or a checkout and runs
-the same code. Each keras backend runs in a worker process of its own (keras fixes its
-backend per process), so the command itself never imports keras.
+the same code; from an installed package without it, it says in one line how to run
+it from a checkout (exit code 2). Each keras backend runs in a worker process of its own
+(keras fixes its backend per process), so the command itself never imports keras.
 """
 
 from __future__ import annotations
@@ -14,25 +15,30 @@ from pathlib import Path
 
 import click
 
-from softprompt.cli.common import backend_option, user_errors
+from softprompt.cli.common import FilePath, backend_option, user_errors
 
 
 def load_suite():
-    """The ``benchmarks.run`` module of softprompt's source tree."""
+    """The ``benchmarks.run`` module of softprompt's source tree.
+
+    Found by path beside the package (a checkout, an editable install): it is part of the
+    source tree, not a distribution, so it is imported by name only after that check.
+    """
+    import importlib
+
     import softprompt
 
     root = Path(softprompt.__file__).resolve().parent.parent
     if (root / "benchmarks" / "run.py").is_file():
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
-        import benchmarks.run
-
-        if Path(benchmarks.run.__file__).resolve().parent.parent == root:
-            return benchmarks.run
+        run = importlib.import_module("benchmarks.run")
+        if Path(run.__file__).resolve().parent.parent == root:
+            return run
     raise ValueError(
-        "the benchmark suite ships with softprompt's source tree (benchmarks/), not with the "
-        f"installed package at {root}: install from a checkout (pip install -e .) and run "
-        "`softprompt bench` or `python -m benchmarks.run` there"
+        f"the benchmarks are not part of the installed package ({root / 'softprompt'} has no "
+        "benchmarks/ beside it): run them from a source checkout, `pip install -e .` there, "
+        "then `softprompt bench` (or `python -m benchmarks.run`)"
     )
 
 
@@ -56,7 +62,7 @@ def load_suite():
                    "mixed_bfloat16 (default: float32,bfloat16; PEFT runs in each).")
 @click.option("--no-baselines", is_flag=True,
               help="Skip the PEFT/transformers baselines even when they are installed.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
+@click.option("--out", type=FilePath(file_okay=False), default=None,
               help="Where results.json and results.md go (default: benchmarks/results).")
 @click.option("--profile", type=click.Choice(["toy", "short", "full"]), default=None, hidden=True,
               help="Sizes by name (toy: the test's; --full is --profile full).")

@@ -19,6 +19,8 @@ from softprompt import backends, tasks
 from softprompt.backends.base import DTYPES
 from softprompt.core.inference.methods import DEFAULT_BATCH_SIZE, DEFAULT_MAX_INPUT_LENGTH
 from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.disk_space import DiskFull
+from softprompt.core.io.run_lock import RunFolderBusy
 from softprompt.core.training.config import TrainConfig
 
 EXIT_RUNTIME = 1
@@ -32,6 +34,19 @@ class UserInputError(click.ClickException):
 
     def show(self, file=None):
         click.echo(f"Error: {self.format_message()}", err=True, file=file)
+
+
+class FilePath(click.Path):
+    """`click.Path` that also refuses a NUL byte as a usage error.
+
+    ``os.stat`` raises `ValueError` for a NUL byte, which click would let escape as a
+    traceback while it parses the options.
+    """
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and "\x00" in value:
+            self.fail(f"{value!r} holds a NUL byte", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def _set_backend(ctx, param, value):
@@ -99,9 +114,10 @@ def debug_option(f):
 def user_errors(f):
     """Turn the errors a user can cause into one-line messages with exit code 2.
 
-    `ValueError`, `FileNotFoundError`, `NotADirectoryError`, `IsADirectoryError`
-    and `PermissionError` become ``Error: <message>`` (exit 2); any other
-    exception is a runtime failure (exit 1, one line). ``--debug`` re-raises
+    `ValueError`, `FileNotFoundError`, `NotADirectoryError`, `IsADirectoryError`,
+    `PermissionError` and `RunFolderBusy` become ``Error: <message>`` (exit 2);
+    `DiskFull` is ``Error: <message>`` with exit 1, and any other exception is a
+    runtime failure (exit 1, one line, its type named). ``--debug`` re-raises
     so the traceback shows.
     """
 
@@ -114,10 +130,15 @@ def user_errors(f):
         except click.ClickException:
             raise
         except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-                PermissionError) as err:
+                PermissionError, RunFolderBusy) as err:
             if debug:
                 raise
             raise UserInputError(_one_line(err)) from None
+        except DiskFull as err:
+            if debug:
+                raise
+            click.echo(f"Error: {_one_line(err)}", err=True)
+            sys.exit(EXIT_RUNTIME)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -229,7 +250,10 @@ def prompts_on_task_options(f):
     """
     for option in reversed([
         task_options,
-        click.option("--data", required=True, help="The task's data: a file or its directory."),
+        click.option("--data", default=None,
+                     help="The task's data: its files or folder, a saved `datasets` folder, "
+                          "Parquet/CSV/JSONL, or hf://datasets/NAME[:CONFIG] (default: the "
+                          "task's hub dataset)."),
         click.option("--split", default="validation", show_default=True,
                      help="Split to evaluate."),
         click.option("--batch-size", type=int, default=None,

@@ -78,7 +78,7 @@ def compare(presets, task, template, target_field, labels, data, methods, seeds,
     Example:
         softprompt compare --preset softprompt_tiny --preset softprompt_small \\
             --preset softprompt_base --task jsonl --template '{sentence}' \\
-            --target-field food --labels meat,fish,... --data color_food/ \\
+            --target-field food --labels meat,fish,... --data path/to/color_food/ \\
             --instruction 'tell me what the animal eats. options: ...' \\
             --seeds 3 --steps 300 --out runs/compare
     """
@@ -122,11 +122,11 @@ def transfer(preset, train_task, train_data, evals, methods, seeds, quiet, eval_
 
     \b
     Example:
-        softprompt transfer --preset t5_base_lm_adapt --train-task squad \\
-            --train-data data/squad --eval mrqa/textbookqa=data/mrqa/TextbookQA.jsonl.gz \\
-            --eval mrqa/bioasq=data/mrqa/BioASQ.jsonl.gz --seeds 3 --out runs/transfer
-        softprompt transfer --preset t5_base_lm_adapt --train-task qqp --train-data glue/QQP \\
-            --eval mrpc=glue/MRPC --out runs/qqp-mrpc
+        softprompt transfer --preset ./my-t5-base-lm-adapt --train-task squad \\
+            --train-data path/to/squad --eval mrqa/textbookqa=path/to/TextbookQA.jsonl.gz \\
+            --eval mrqa/bioasq=path/to/BioASQ.jsonl.gz --seeds 3 --out runs/transfer
+        softprompt transfer --preset ./my-t5-base-lm-adapt --train-task qqp \\
+            --train-data path/to/QQP --eval mrpc=path/to/MRPC --out runs/qqp-mrpc
     """
     from softprompt.core.experiments.transfer import transfer as run_transfer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from softprompt.cli.common import backend_option, user_errors
+from softprompt.cli.common import FilePath, backend_option, user_errors
 
 
 @click.group()
@@ -13,13 +13,13 @@ def convert():
 
     \b
     Example:
-        softprompt convert hf-t5 ./t5-base-lm-adapt ./presets/t5-base-lm-adapt
+        softprompt convert hf-t5 path/to/t5-base-lm-adapt ./my-t5-base-lm-adapt
     """
 
 
 @convert.command("hf-t5")
-@click.argument("src", type=click.Path(file_okay=False, path_type=str))
-@click.argument("out", type=click.Path(path_type=str))
+@click.argument("src", type=FilePath(file_okay=False, path_type=str))
+@click.argument("out", type=FilePath(path_type=str))
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists and is not empty.")
 @click.option("--dtype", default=None, help="Dtype policy of the saved backbone (default float32).")
 @backend_option
@@ -33,11 +33,10 @@ def hf_t5(src, out, overwrite, dtype):
 
     \b
     Example:
-        softprompt convert hf-t5 ./t5-base-lm-adapt ./presets/t5-base-lm-adapt
-        softprompt train --preset ./presets/t5-base-lm-adapt --task boolq --data data/BoolQ
+        softprompt convert hf-t5 path/to/t5-base-lm-adapt ./my-t5-base-lm-adapt
+        softprompt train --preset ./my-t5-base-lm-adapt --task boolq --data path/to/BoolQ
     """
-    from softprompt.core.interop.hf_t5 import convert_hf_t5
-    from softprompt.core.io.presets import conversion_record
+    from softprompt.core.interop.hf_t5 import conversion_record, convert_hf_t5
 
     path = convert_hf_t5(src, out, overwrite=overwrite, dtype=dtype)
     record = conversion_record(path)

@@ -14,7 +14,7 @@ from softprompt.core.inference.methods import METHODS
 @common.backend_option
 @common.dtype_option
 @click.option("--prompt", "prompt_files", multiple=True, required=True,
-              type=click.Path(dir_okay=False),
+              type=common.FilePath(dir_okay=False),
               help="A prompt file; repeat for each member of the ensemble.")
 @common.prompts_on_task_options
 @click.option("--method", type=click.Choice(METHODS), default="decode",
@@ -22,7 +22,7 @@ from softprompt.core.inference.methods import METHODS
               help="decode: majority vote (ties: summed log-likelihood); rank: mean "
                    "log-likelihood of the candidates.")
 @click.option("--metric", default=None, help="Metric of the table (default: the task's main).")
-@click.option("--output", type=click.Path(dir_okay=False), default=None,
+@click.option("--output", type=common.FilePath(dir_okay=False), default=None,
               help="Also write every prompt's metrics and the ensemble's to this JSON file.")
 @common.user_errors
 def ensemble(prompt_files, method, metric, output, **options):
@@ -35,7 +35,7 @@ def ensemble(prompt_files, method, metric, output, **options):
     \b
     Example:
         softprompt ensemble --prompt runs/s0/best.npy --prompt runs/s1/best.npy \\
-            --prompt runs/s2/best.npy --task boolq --data data/BoolQ
+            --prompt runs/s2/best.npy --task boolq --data path/to/BoolQ
     """
     run = common.load_prompts_on_task(prompt_files, **options)
     from softprompt.core.inference.ensemble import ensemble as run_ensemble

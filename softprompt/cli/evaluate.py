@@ -17,7 +17,7 @@ from softprompt.core.inference.methods import METHODS
 @click.command("eval")
 @common.backend_option
 @common.dtype_option
-@click.option("--prompt", "prompt_file", default=None, type=click.Path(dir_okay=False),
+@click.option("--prompt", "prompt_file", default=None, type=common.FilePath(dir_okay=False),
               help="The prompt file (.npy; its .json sidecar names the model). Without it, "
                    "the --preset model is evaluated alone.")
 @click.option("--instruction", default=None,
@@ -30,7 +30,7 @@ from softprompt.core.inference.methods import METHODS
 @common.prompts_on_task_options
 @click.option("--method", type=click.Choice(METHODS), default=None,
               help="Greedy decoding or rank classification (default: as in training).")
-@click.option("--output", type=click.Path(dir_okay=False), default=None,
+@click.option("--output", type=common.FilePath(dir_okay=False), default=None,
               help="Also write the metrics to this JSON file.")
 @common.user_errors
 def evaluate(prompt_file, instruction, shots, seed, method, output, **options):
@@ -46,10 +46,12 @@ def evaluate(prompt_file, instruction, shots, seed, method, output, **options):
 
     \b
     Example:
-        softprompt eval --prompt runs/boolq/best.npy --data data/BoolQ
-        softprompt eval --preset runs/boolq-mt/best --data data/BoolQ
+        softprompt eval --prompt runs/boolq/best.npy --data path/to/BoolQ
+        softprompt eval --prompt path/to/official_boolq_prompt --preset ./my-t5-base-lm-adapt \\
+            --task boolq --data path/to/BoolQ --method rank --output metrics.json
+        softprompt eval --preset runs/boolq-mt/best --data path/to/BoolQ
         softprompt eval --preset softprompt_tiny --task jsonl --template '{sentence}' \\
-            --target-field food --labels meat,fish --data data/ --method rank \\
+            --target-field food --labels meat,fish --data path/to/data/ --method rank \\
             --instruction 'tell me what the animal eats.' --shots 4 --seed 1
     """
     if prompt_file is not None:
@@ -83,7 +85,7 @@ def _alone(instruction, shots, seed, method, *, task, template, target_field, la
     """The --preset model with no prompt (and prompt design's text); checks come first."""
     del allow_mismatch  # no prompt to mismatch
     from softprompt.core.experiments.prompt_design import draw_shots, evaluate_alone
-    from softprompt.core.io.presets import training_record
+    from softprompt.core.interop.presets import training_record
 
     if not preset:
         raise ValueError("give --prompt FILE, or --preset MODEL to evaluate a model alone "

@@ -35,12 +35,19 @@ def _version(dist: str) -> str | None:
 
 
 def collect() -> dict:
-    """What `info` reports, as a dict (imports keras on the selected backend)."""
+    """What `info` reports, as a dict (imports keras on the selected backend).
+
+    The backend is set up as `softprompt train` sets it up (`Adapter.configure`:
+    ``SOFTPROMPT_CPU_DEVICES``, other hosts), so the devices and the distribution
+    listed are the ones a run in this environment would use.
+    """
     import keras
 
     from softprompt import __version__, backends
 
     adapter = backends.current()
+    adapter.configure()
+    distribution = adapter.distribute("auto")
     extras = {}
     for module, dist in EXTRAS.items():
         found = importlib.util.find_spec(module) is not None
@@ -51,6 +58,8 @@ def collect() -> dict:
         "backend": adapter.name,
         "backend_version": adapter.version(),
         "devices": [{"kind": d.kind, "name": d.name} for d in adapter.devices()],
+        "distribution": {"kind": distribution.kind, "replicas": distribution.num_replicas,
+                         "processes": distribution.num_processes},
         "keras": keras.__version__,
         "keras_hub": _version("keras-hub"),
         "numpy": _version("numpy"),
@@ -64,6 +73,9 @@ def collect() -> dict:
 @user_errors
 def info(as_json):
     """Show the backend, its version and devices, keras / keras-hub versions and extras.
+
+    Devices and distribution are those `softprompt train` would use here
+    (``SOFTPROMPT_CPU_DEVICES=N`` presents N CPU devices on JAX and TensorFlow).
 
     \b
     Example:
@@ -79,6 +91,7 @@ def info(as_json):
         ("python", report["python"]),
         ("backend", f"{report['backend']} {report['backend_version']}"),
         ("devices", ", ".join(f"{d['kind']}:{d['name']}" for d in report["devices"]) or "none"),
+        ("training", _distribution_text(report["distribution"])),
         ("keras", report["keras"]),
         ("keras-hub", report["keras_hub"]),
         ("numpy", report["numpy"]),
@@ -91,3 +104,10 @@ def info(as_json):
     click.echo("extras:")
     for name, value in extras:
         click.echo(f"{name.ljust(width)}  {value}")
+
+
+def _distribution_text(dist: dict) -> str:
+    if dist["kind"] == "none":
+        return "one device (no distribution)"
+    text = f"{dist['kind']} parallel, {dist['replicas']} replicas"
+    return text + (f", {dist['processes']} processes" if dist["processes"] > 1 else "")

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from softprompt.cli.common import backend_option, user_errors
+from softprompt.cli.common import FilePath, backend_option, user_errors
 
 
 @click.command()
-@click.argument("prompt", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("prompt", type=FilePath(dir_okay=False, path_type=str))
 @click.option(
     "--to", "to", type=click.Choice(["peft", "official"]), required=True,
     help="peft: a PEFT prompt-tuning adapter directory; official: a float32 (P, d) .npy payload.",
 )
-@click.argument("out", type=click.Path(path_type=str))
+@click.argument("out", type=FilePath(path_type=str))
 @click.option("--index", "prompt_index", type=int, default=None,
               help="Which prompt of a multi-prompt file (N, P, d) to export.")
 @click.option("--base-model", default=None,
@@ -25,7 +25,7 @@ def export(prompt, to, out, prompt_index, base_model):
 
     \b
     Example:
-        softprompt export runs/boolq/best.npy --to peft adapters/boolq
+        softprompt export runs/demo/best.npy --to peft my-adapters/demo   # after the demo
         softprompt export runs/boolq/best.npy --to official exports/boolq_prompt
     """
     from softprompt.core.interop.official import export_official
@@ -42,8 +42,8 @@ def export(prompt, to, out, prompt_index, base_model):
 
 
 @click.command("import")
-@click.argument("peft_dir", type=click.Path(path_type=str))
-@click.argument("out", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("peft_dir", type=FilePath(path_type=str))
+@click.argument("out", type=FilePath(dir_okay=False, path_type=str))
 @backend_option
 @user_errors
 def import_(peft_dir, out):
@@ -53,7 +53,7 @@ def import_(peft_dir, out):
 
     \b
     Example:
-        softprompt import adapters/boolq boolq.npy
+        softprompt import path/to/peft-adapter boolq.npy
     """
     from softprompt.core.interop.peft import import_peft
 

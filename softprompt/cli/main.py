@@ -27,6 +27,8 @@ COMMANDS = {
     "bench": "softprompt.cli.bench:bench",
     "compare": "softprompt.cli.compare:compare",
     "transfer": "softprompt.cli.compare:transfer",
+    "tasks": "softprompt.cli.tasks:tasks",
+    "serve": "softprompt.cli.serve:serve",
 }
 
 
@@ -62,7 +64,9 @@ def cli():
     \b
     Example:
         softprompt train                      # the built-in demo, offline
-        softprompt train --task boolq --data data/BoolQ --preset t5_1.1_lm_adapt
+        softprompt neighbors runs/demo/best.npy -k 5
+        softprompt convert hf-t5 path/to/t5-base-lm-adapt ./my-t5-base-lm-adapt
+        softprompt train --preset ./my-t5-base-lm-adapt --task boolq --data path/to/BoolQ
     """
 
 

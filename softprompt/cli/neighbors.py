@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from softprompt.cli.common import backend_option, make_task, user_errors, write_json
+from softprompt.cli.common import FilePath, backend_option, make_task, user_errors, write_json
 
 
 @click.command("neighbors")
 @backend_option
-@click.argument("prompt", type=click.Path(dir_okay=False))
+@click.argument("prompt", type=FilePath(dir_okay=False))
 @click.option("--preset", default=None,
               help="The frozen model (default: the one the sidecar names).")
 @click.option("-k", "k", type=int, default=5, show_default=True, help="Neighbours per position.")
@@ -18,7 +18,7 @@ from softprompt.cli.common import backend_option, make_task, user_errors, write_
 @click.option("--labels", default=None, help="Comma-separated label words to highlight.")
 @click.option("--allow-mismatch", is_flag=True,
               help="Use --preset even if the sidecar names another model.")
-@click.option("--output", type=click.Path(dir_okay=False), default=None,
+@click.option("--output", type=FilePath(dir_okay=False), default=None,
               help="Also write the neighbours to this JSON file.")
 @user_errors
 def neighbors(prompt, preset, k, task, labels, allow_mismatch, output):
@@ -29,9 +29,9 @@ def neighbors(prompt, preset, k, task, labels, allow_mismatch, output):
 
     \b
     Example:
-        softprompt neighbors runs/boolq/best.npy -k 5
-        softprompt neighbors official/prompt --preset t5_base_lm_adapt --task boolq \\
-            --output neighbors.json
+        softprompt neighbors runs/demo/best.npy -k 5     # after `softprompt train`
+        softprompt neighbors path/to/official_prompt --preset ./my-t5-base-lm-adapt \\
+            --task boolq --output neighbors.json
     """
     from softprompt.core.inference.neighbors import nearest_tokens
     from softprompt.core.inference.prompts import model_for_prompts

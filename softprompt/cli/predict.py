@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from softprompt.cli.common import backend_option, dtype_option, user_errors
+from softprompt.cli.common import FilePath, backend_option, dtype_option, user_errors
 from softprompt.core.inference.methods import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_INPUT_LENGTH,
@@ -49,7 +49,8 @@ def prompt_files(specs) -> dict[str, Path]:
 
 
 def read_requests(path) -> list[tuple[str, dict]]:
-    """``(where, record)`` per non-blank line of the input JSONL."""
+    """``(where, record)`` per non-blank line of the input JSONL (as task files are read)."""
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {path} does not exist")
@@ -65,7 +66,7 @@ def read_requests(path) -> list[tuple[str, dict]]:
 @click.option("--prompt", "prompt_specs", multiple=True, required=True,
               help="NAME=FILE (repeatable), or a prompt file, or a directory of prompt files "
                    "(named by file stem).")
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--input", "input_path", required=True, type=FilePath(dir_okay=False),
               help="JSONL requests: {\"prompt\": NAME, \"text\": ...} or task fields.")
 @click.option("--output", default="-", show_default=True,
               help="JSONL predictions ('-': stdout).")
@@ -95,7 +96,7 @@ def predict(prompt_specs, input_path, output, method, batch_size, preset, allow_
     \b
     Example:
         softprompt predict --prompt boolq=runs/boolq/best.npy --prompt rte=runs/rte/best.npy \\
-            --input requests.jsonl --output predictions.jsonl
+            --input path/to/requests.jsonl --output predictions.jsonl
         # requests.jsonl:
         # {"prompt": "boolq", "passage": "...", "question": "..."}
         # {"prompt": "rte", "text": "hypothesis: ... premise: ..."}

@@ -44,9 +44,14 @@ DEFAULT_OUT = "runs/softprompt"
 @click.command("train")
 @backend_option
 @train_option("preset", help="The frozen T5: a keras-hub preset name, kaggle:// or hf:// "
-                              "handle, or a local preset directory.")
+                              "handle, a local preset directory, or a Hugging Face T5 "
+                              "(hf://ORG/NAME or a transformers folder; converted once into "
+                              "softprompt's cache).")
 @task_options
-@train_option("data", help="The task's data: a file or its directory.")
+@train_option("data", help="The task's data: its files or folder, a saved `datasets` folder, "
+                           "Parquet/CSV/JSONL, or hf://datasets/NAME[:CONFIG] (default: the "
+                           "files softprompt's own tasks ship with, else the task's hub "
+                           "dataset, see `softprompt tasks`).")
 @train_option("method", callback=one_of(TRAINING_METHODS),
               metavar="[" + "|".join(TRAINING_METHODS) + "]",
                help="What trains: the prompt (the model frozen) or every weight of the model "
@@ -86,6 +91,9 @@ DEFAULT_OUT = "runs/softprompt"
 @click.option("--out", default=DEFAULT_OUT, show_default=True, help="The run directory.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out from its last checkpoint.")
+@click.option("--resume-from-last-good", "from_last_good", is_flag=True,
+              help="--resume, from the newest complete checkpoint when a file of the last one "
+                   "is unreadable.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def train(**options):
@@ -97,23 +105,26 @@ def train(**options):
     is a keras-hub preset (OUT/checkpoints/step-N/, the best in OUT/best/).
     Logs: OUT/metrics.jsonl, OUT/train.csv, OUT/tensorboard, OUT/curve.png,
     OUT/config.json. --resume continues exactly where a stopped run left off
-    (Ctrl-C stops after the current step with a checkpoint). Without --task
-    and --data, the built-in demo runs.
+    (Ctrl-C stops after the current step with a checkpoint). One process at a
+    time trains into an --out. Without --task and --data, the built-in demo runs.
 
     \b
     Example:
-        softprompt train --preset t5_base_lm_adapt --task boolq --data data/BoolQ \\
+        softprompt train                      # the built-in demo, offline
+        softprompt train --preset ./my-t5-base-lm-adapt --task boolq --data path/to/BoolQ \\
             --out runs/boolq
         softprompt train --task jsonl --template 'review: {text}' --target-field label \\
-            --labels negative,positive --data reviews/ --steps 2000 --eval-every 200
+            --labels negative,positive --data path/to/reviews/ --steps 2000 --eval-every 200
         softprompt train --out runs/boolq --resume
-        softprompt train --method model-tuning --preset t5_base_lm_adapt --task boolq \\
-            --data data/BoolQ --out runs/boolq-mt
+        softprompt train --preset hf://google/t5-base-lm-adapt --task boolq
+        softprompt train --method model-tuning --preset ./my-t5-base-lm-adapt --task boolq \\
+            --data path/to/BoolQ --out runs/boolq-mt
     """
     ctx = click.get_current_context()
     explicit = {name for name in options
                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
-    resume = options.pop("resume")
+    from_last_good = options.pop("from_last_good")
+    resume = options.pop("resume") or from_last_good
     quiet = options.pop("quiet")
     dtype = options.pop("dtype")
     demo = None
@@ -128,6 +139,8 @@ def train(**options):
             options = demo.configure(dict(options), set(explicit))
         elif not options["task"]:
             raise ValueError("--data needs --task (e.g. --task jsonl --template '...')")
+        elif not options["data"]:
+            _check_hub_source(options["task"], task_args(*(options[k] for k in _TASK_ARGS)))
         values = {name: options[name] for name in _FIELDS}
         values["task_args"] = options.get("task_args") or task_args(
             *(options[k] for k in _TASK_ARGS))
@@ -140,8 +153,8 @@ def train(**options):
     from softprompt.core.training.train import train as run_training  # keras loads here
 
     try:
-        result = run_training(config, resume=resume, progress=not quiet,
-                              echo=lambda text: click.echo(text, err=True))
+        result = run_training(config, resume=resume, from_last_good=from_last_good,
+                              progress=not quiet, echo=lambda text: click.echo(text, err=True))
     except TrainingDiverged as err:
         click.echo(f"Error: {err}", err=True)
         raise SystemExit(EXIT_RUNTIME) from None
@@ -172,6 +185,19 @@ def _start_backend(devices, dtype) -> None:
     if adapter.needs_launch(devices):
         raise SystemExit(adapter.launch(devices, sys.argv))
     adapter.configure(dtype=dtype)
+
+
+def _check_hub_source(task: str, args: dict) -> None:
+    """Without --data softprompt's own tasks read the files they ship with, the others their
+    hub dataset; a task with neither needs --data."""
+    from softprompt import tasks
+
+    the_task = tasks.get(task, **args)
+    if getattr(the_task, "data", None) is not None:
+        return
+    if the_task.hub is None:
+        raise ValueError(f"--task {task} needs --data (it has no hub dataset)")
+    click.echo(f"data: {the_task.hub.uri} (the task's hub dataset)", err=True)
 
 
 def _demo():

@@ -18,11 +18,12 @@ Examples:
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from softprompt.tasks import readers
+from softprompt.tasks import readers, sources
 
 Example = dict[str, Any]
 
@@ -42,6 +43,14 @@ class Task:
         filenames: for each split, the file names of the distributed layout, first match wins.
         folders: the distribution's folder names for this task (``("BoolQ",)``), so that a
             benchmark root directory works as ``path`` too.
+        metric_names: what ``evaluate`` reports under softprompt's names, main metric first.
+        t5_metric_names: softprompt's name -> T5's, for metrics T5 names otherwise
+            (``evaluate`` reports both, so numbers compare with published T5 tables).
+        hub: the canonical dataset on the Hugging Face Hub, read when ``path`` is ``None``.
+        sample: one row in the hub's schema, formatted by ``softprompt tasks`` as an example.
+        title, input_format, target_format: what ``softprompt tasks`` shows: a one-line
+            description, the inputs with ``{field}`` for each field, and (for free-text
+            targets) what the target is.
 
     The methods:
 
@@ -57,39 +66,80 @@ class Task:
     name: str = ""
     labels: list[str] | None = None
     main_metric: str = "accuracy"
+    metric_names: tuple[str, ...] = ("accuracy",)
+    t5_metric_names: dict[str, str] = {}
     filenames: dict[str, tuple[str, ...]] = {}
     folders: tuple[str, ...] = ()
+    hub: sources.HubDataset | None = None
+    sample: dict | None = None
+    title: str = ""
+    input_format: str = ""
+    target_format: str = ""
 
     # ------------------------------------------------------------------ reading
 
-    def read(self, path: str | Path, split: str) -> list[Example]:
+    def read(self, path: str | Path | None, split: str) -> list[Example]:
         """Reads ``split`` from ``path``: the split's file, the task's distribution directory
         (``BoolQ/`` holding ``train.jsonl``, ``val.jsonl``, ``test.jsonl``), a directory above
-        it, or a dataset saved with ``datasets``' ``save_to_disk``.
+        it, a dataset saved with ``datasets``' ``save_to_disk``, a Parquet/CSV/JSONL table in the
+        hub's schema (or a folder of them), ``hf://datasets/NAME[:CONFIG]``, or ``None`` for the
+        task's own hub dataset (`hub`, see `softprompt.tasks.sources`).
 
         Only the ``test`` split may lack gold labels (its examples then carry ``None``);
         anywhere else a missing label is an error naming the file, line and field.
 
         Raises:
             FileNotFoundError: nothing readable at ``path`` for ``split``.
-            ValueError: a malformed record, a missing field, an unknown label, an empty split.
+            ValueError: a malformed record, a missing field, an unknown label, an empty split,
+                a hub dataset that cannot be loaded.
         """
         split = readers.normalize_split(split)
-        path = Path(path)
-        if readers.is_saved_dataset(path):
-            source: Path = path
-            examples = []
-            for where, row in readers.iter_saved_dataset(path, split):
-                examples.extend(self._from_saved(row, where, split))
+        hub = sources.hub_source(path, self.hub, self.name)
+        if hub is not None:
+            source: object = hub.label
+            rows = sources.iter_hub(hub, split, self.columns(split))
+            examples = [ex for where, row in rows for ex in self._from_saved(row, where, split)]
+        elif readers.is_saved_dataset(path):
+            source = path
+            rows = sources.keep_subset(readers.iter_saved_dataset(path, split), self.hub)
+            examples = [ex for where, row in rows for ex in self._from_saved(row, where, split)]
         else:
-            names = self.filenames.get(split, ())
-            source = readers.locate(path, split, names, self._folders(split))
-            examples = list(self._read_file(source, split))
+            files = self._locate(Path(path), split)
+            source, examples = files[0], []
+            for file in files:
+                if sources.is_table(file):
+                    rows = sources.keep_subset(sources.iter_table(file, split), self.hub)
+                    examples.extend(ex for where, row in rows
+                                    for ex in self._from_saved(row, where, split))
+                else:
+                    examples.extend(self._read_file(file, split))
         if not examples:
             raise ValueError(f"{source}: no examples in split {split!r}")
         for i, example in enumerate(examples):
             example.setdefault("idx", i)
         return examples
+
+    def _locate(self, path: Path, split: str) -> list[Path]:
+        """The files of ``split`` at ``path``: the file itself, else the distribution's file,
+        else the hub-schema tables in the folder (`sources.find_tables`)."""
+        names = self.filenames.get(split, ())
+        try:
+            return [readers.locate(path, split, names, self._folders(split))]
+        except FileNotFoundError as err:
+            tables = sources.find_tables(path, split, self._folders(split)) if path.is_dir() else []
+            if not tables:
+                if path.is_dir():
+                    raise FileNotFoundError(
+                        f"{err} nor a table ({split}.parquet, {split}-*.parquet, {split}.csv)"
+                    ) from None
+                raise
+            return tables
+
+    def columns(self, split: str) -> tuple[str, ...]:
+        """The fields a row of the hub schema must have for ``split`` (checked before reading a
+        hub dataset, so that a wrong dataset fails on its first line). Default: none checked."""
+        del split
+        return ()
 
     def _folders(self, split: str) -> tuple[str, ...]:
         """Folder names under which ``split``'s file may sit (default: ``folders``)."""
@@ -139,7 +189,8 @@ class Task:
         elif isinstance(raw, str):
             if raw in values:
                 return raw
-            if raw.strip().isdigit() and int(raw) < len(values):
+            digits = raw.strip()
+            if digits.isascii() and digits.isdigit() and int(digits) < len(values):
                 return values[int(raw)]
         raise ValueError(
             f"{where}: unknown label {raw!r} in field {prefix + key!r} "
@@ -182,7 +233,8 @@ class Task:
     # ------------------------------------------------------------------ scoring
 
     def evaluate(self, examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, float]:
-        """Scores decoded predictions (raw strings, one per example) with T5's metrics, 0-100.
+        """Scores decoded predictions (raw strings, one per example) with T5's metrics, 0-100:
+        ``metric_names``, then T5's names for those T5 names otherwise (``t5_metric_names``).
 
         Raises:
             ValueError: no examples, a count mismatch, or an example without a gold answer.
@@ -198,7 +250,11 @@ class Task:
         processed = [
             self.postprocess(str(p), ex) for p, ex in zip(predictions, examples, strict=True)
         ]
-        return self._score(examples, processed)
+        scores = self._score(examples, processed)
+        for ours, t5 in self.t5_metric_names.items():
+            if ours in scores:
+                scores.setdefault(t5, scores[ours])
+        return scores
 
     def _score(self, examples: list[Example], predictions: list[str]) -> dict[str, float]:
         raise NotImplementedError
@@ -259,7 +315,8 @@ def get(name: str | Task, **kwargs) -> Task:
     or ``get("squad", pad_punctuation=False)``. A `Task` instance is returned unchanged.
 
     Raises:
-        ValueError: no task has that name; the message lists close matches.
+        ValueError: no task has that name (the message lists close matches), or the task
+            does not take one of the keyword arguments.
     """
     if isinstance(name, Task):
         return name
@@ -268,7 +325,14 @@ def get(name: str | Task, **kwargs) -> Task:
         close = difflib.get_close_matches(key, _REGISTRY, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(f"unknown task {name!r}{hint} (known: {', '.join(names())})")
-    task = _REGISTRY[key](**kwargs)
+    factory = _REGISTRY[key]
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as e:  # an argument the task does not take (e.g. from a sidecar)
+        raise ValueError(f"task {key!r}: {e}") from None
+    except ValueError:  # a factory without a signature: let it check its arguments
+        pass
+    task = factory(**kwargs)
     task.name = key
     if task.labels is not None:
         task.labels = list(task.labels)  # the instance's own copy

@@ -38,6 +38,13 @@ class ClassificationTask(Task):
     def main_metric(self) -> str:  # type: ignore[override]
         return self.metric_names[0]
 
+    @property
+    def input_format(self) -> str:  # type: ignore[override]
+        return " ".join(f"{f}: {{{f}}}" for f in self.fields)
+
+    def columns(self, split: str) -> tuple[str, ...]:
+        return self.fields + (() if split == "test" else ("label",))
+
     def _from_saved(self, row: dict, where: str, split: str) -> list[Example]:
         example: Example = {f: readers.field(row, f, where) for f in self.fields}
         example["label"] = self._label(row, "label", where, split)
@@ -47,7 +54,8 @@ class ClassificationTask(Task):
 
     def format(self, example: Example) -> tuple[str, str]:
         inputs = " ".join(f"{f}: {self._text(example, f)}" for f in self.fields)
-        return inputs, example.get("label") or ""
+        label = example.get("label")
+        return inputs, "" if label is None else str(label)
 
     def _score(self, examples: list[Example], predictions: list[str]) -> dict[str, float]:
         golds = [self._gold(ex, i) for i, ex in enumerate(examples)]

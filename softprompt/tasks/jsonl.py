@@ -7,7 +7,9 @@ This is how people bring their own data::
     train = task.read("reviews/", "train")     # reviews/train.jsonl
 
 ``path`` is a ``.jsonl`` (or ``.jsonl.gz``) file, or a directory holding ``train.jsonl``,
-``validation.jsonl`` (or ``val.jsonl`` / ``dev.jsonl``) and ``test.jsonl``.
+``validation.jsonl`` (or ``val.jsonl`` / ``dev.jsonl``) and ``test.jsonl``; Parquet and CSV files
+(or folders of them), datasets saved with ``save_to_disk`` and ``hf://datasets/NAME[:CONFIG]``
+work too (`softprompt.tasks.sources`), a ``ClassLabel`` target read as its label name.
 
 With ``labels`` it is a classification task: the target field holds a label string, a class
 index into ``labels`` or a JSON boolean (for ``True``/``False`` labels); metrics ``accuracy`` and
@@ -26,6 +28,7 @@ Examples:
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 
@@ -64,10 +67,14 @@ class JsonlTask(Task):
             raise ValueError(
                 "the jsonl task needs template= (e.g. 'review: {text}') and target_field="
             )
-        self.template = str(template)
-        self.target_field = str(target_field)
+        if not isinstance(template, str) or not isinstance(target_field, str):
+            raise ValueError("the jsonl task's template= and target_field= must be strings")
+        self.template = template
+        self.target_field = target_field
         self.template_fields = _template_fields(self.template)
         if labels is not None:
+            if not isinstance(labels, (list, tuple)):
+                raise ValueError(f"labels must be a list of strings, got {labels!r:.60}")
             labels = [str(label) for label in labels]
             if len(labels) < 2 or len(set(labels)) != len(labels):
                 raise ValueError(f"labels must be at least two distinct strings, got {labels}")
@@ -78,11 +85,22 @@ class JsonlTask(Task):
             raise ValueError(
                 f"main_metric={main_metric!r}: this task reports {', '.join(reported)}"
             )
+        self.metric_names = (self.main_metric,) + tuple(m for m in reported if m != self.main_metric)
+        self.input_format = self.template
+        self.title = "your own task: a template over JSONL/Parquet/CSV fields"
+        self.target_format = f"the {self.target_field!r} field"
+
+    def columns(self, split: str) -> tuple[str, ...]:
+        return tuple(self.template_fields) + (() if split == "test" else (self.target_field,))
 
     def _from_saved(self, row: dict, where: str, split: str) -> list[Example]:
         for name in self.template_fields:
             if row.get(name) is None:
                 raise ValueError(f"{where}: missing field {name!r} (used by the template)")
+        try:
+            self.format(row)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
         example = dict(row)
         if self.labels:
             example[self.target_field] = self._label(row, self.target_field, where, split)
@@ -110,7 +128,11 @@ class JsonlTask(Task):
         missing = [f for f in self.template_fields if example.get(f) is None]
         if missing:
             raise ValueError(f"{self.name}: example has no field {missing[0]!r}")
-        inputs = self.template.format_map(example)
+        try:
+            inputs = self.template.format_map(example)
+        except (ValueError, TypeError) as e:  # a format spec that does not fit the value
+            raise ValueError(f"template {self.template!r} cannot format this example ({e})"
+                             ) from None
         value = example.get(self.target_field)
         if isinstance(value, list):
             value = value[0] if value else ""
@@ -134,13 +156,18 @@ def _template_fields(template: str) -> list[str]:
         parsed = list(string.Formatter().parse(template))
     except ValueError as e:
         raise ValueError(f"template {template!r}: {e}") from None
-    for _, name, _, _ in parsed:
+    for _, name, spec, conversion in parsed:
         if name is None:
             continue
         if not name or name.isdigit() or any(c in name for c in ".[]"):
             raise ValueError(
                 f"template {template!r}: field {{{name}}} must be a field name such as {{text}}"
             )
+        if conversion not in (None, "s", "r", "a"):
+            raise ValueError(f"template {template!r}: unknown conversion !{conversion}")
+        if "{" in spec or re.search(r"\d{5,}", spec):
+            raise ValueError(f"template {template!r}: format spec {spec!r} of {{{name}}} is not "
+                             "supported (no nested fields, widths below 10000)")
         fields.append(name)
     if not fields:
         raise ValueError(f"template {template!r} uses no field (write e.g. 'review: {{text}}')")

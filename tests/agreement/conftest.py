@@ -11,6 +11,7 @@ Environment:
         ``thorough`` (500, shapes drawn freely).
     SOFTPROMPT_AGREEMENT_EXAMPLES  overrides the number of examples (cross-backend;
         in-backend gets a quarter).
+    SOFTPROMPT_AGREEMENT_IN_BACKEND_EXAMPLES  overrides the in-backend number.
     SOFTPROMPT_AGREEMENT_BACKENDS  comma-separated subset (default all three).
     SOFTPROMPT_AGREEMENT_REPORT    where to write the table (``.md``; the
         JSON goes beside it). Default: the pytest temp directory.
@@ -39,6 +40,8 @@ def agreement_settings(in_backend: bool = False, examples: int | None = None) ->
     if os.environ.get("SOFTPROMPT_AGREEMENT_EXAMPLES"):  # a quick look at any profile
         cross = int(os.environ["SOFTPROMPT_AGREEMENT_EXAMPLES"])
         inside = max(1, cross // 4)
+    if os.environ.get("SOFTPROMPT_AGREEMENT_IN_BACKEND_EXAMPLES"):
+        inside = int(os.environ["SOFTPROMPT_AGREEMENT_IN_BACKEND_EXAMPLES"])
     return settings(
         max_examples=examples or (inside if in_backend else cross),
         deadline=None,

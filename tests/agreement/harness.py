@@ -172,6 +172,21 @@ def rel_to_max(a, b) -> float:
     return max_abs(a, b) / scale if scale else 0.0
 
 
+def record(report: Report, prop: str, who: str, value: float, derived: float,
+           contract: float | None = None, detail: str = "") -> float:
+    """Record `value` and its ratio to the error model's `derived` bound; return the limit.
+
+    Two rows go to the table: the value itself (against the `contract` bound
+    where there is one) and ``value / derived`` (against 1), which reads the same on
+    every CPU and case size. The limit a test asserts is the smaller of the two bounds.
+    """
+    report.add(prop, who, value, contract, unit="" if contract is not None else "per case",
+               detail=detail)
+    ratio = value / derived if derived > 0 else (0.0 if value == 0 else float("inf"))
+    report.add(f"{prop} / error-model bound", who, ratio, 1.0, detail=detail)
+    return derived if contract is None else min(derived, contract)
+
+
 class Report:
     """Largest deviation per (property, pair); plus counters (e.g. near-tie flips)."""
 

@@ -18,6 +18,7 @@ Run by hand to debug one backend::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import sys
@@ -156,7 +157,8 @@ class Worker:
             model.prompt.embeddings.assign(np.asarray(case["prompt"], np.float32))
         else:
             model = self.model(case["model"], case["prompt"])
-        logits = model(self.inputs(case), training=False)
+        with self.leaking_mask(req.get("mask_floor")):
+            logits = model(self.inputs(case), training=False)
         extra = {}
         if req.get("fresh"):
             extra["backbone"] = modelspec.fingerprint([self.numpy(w) for w in model.backbone.weights])
@@ -165,6 +167,33 @@ class Worker:
                             z_loss=req.get("z_loss", 1e-4))
         return {"logits": self.numpy(logits).astype(np.float32), "loss": float(self.numpy(loss)),
                 **extra}
+
+    @contextlib.contextmanager
+    def leaking_mask(self, floor):
+        """An injected bug, to show that a test catches it: attention masks that leak.
+
+        With `floor` set, every additive attention bias is clipped from below at `floor`
+        (e.g. -12) instead of reaching -1e9, as a mask built with too small a constant
+        would be: each masked key keeps ``exp(floor)`` of its weight. The forward pass
+        runs eagerly, so the patched function is the one called. None: no bug.
+        """
+        if floor is None:
+            yield
+            return
+        from softprompt.core.model import t5_blocks
+
+        original = t5_blocks.attention_core
+        maximum = self.keras.ops.maximum
+
+        def leaky(query, key, value, position_bias, *args, **kwargs):
+            return original(query, key, value, maximum(position_bias, float(floor)),
+                            *args, **kwargs)
+
+        t5_blocks.attention_core = leaky
+        try:
+            yield
+        finally:
+            t5_blocks.attention_core = original
 
     def op_train(self, req):
         """`steps` x `train_on_batch` on the case's batch; the prompt after each step.

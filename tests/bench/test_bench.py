@@ -171,3 +171,26 @@ def test_bad_dtype_is_a_usage_error():
     result = CliRunner().invoke(cli, ["bench", "--dtypes", "float32,float64"])
     assert result.exit_code == 2
     assert "unknown dtype float64" in result.output
+
+
+def test_an_installed_package_without_the_suite_says_how_to_run_it(tmp_path):
+    """softprompt installed without its source tree (a wheel): one line, exit code 2."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import softprompt
+
+    site = tmp_path / "site-packages"
+    shutil.copytree(Path(softprompt.__file__).parent, site / "softprompt",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run(
+        [sys.executable, "-m", "softprompt.cli.main", "bench"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: the benchmarks are not part"), lines
+    assert "pip install -e ." in lines[0] and "softprompt bench" in lines[0]

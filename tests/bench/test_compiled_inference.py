@@ -1,4 +1,4 @@
-"""Guards for compiled decoding and scoring.
+"""Guards for the compiled inference paths (decoding and scoring).
 
 `greedy_tokens` and `score_tokens` run through functions the backend adapter compiles
 (JAX: jit with the weights passed in; TensorFlow: a graph), cached on the model. They

@@ -9,15 +9,6 @@ from softprompt.core.text import batching
 from softprompt.core.text.batching import Encoded, TrainBatches, bucket_lengths
 
 
-class FakeTokenizer:
-    """One id per word (id = 3 + word length), ``</s>`` = 1: enough for batching."""
-
-    end_token_id = 1
-
-    def __call__(self, texts):
-        return [[3 + len(w) for w in t.split()] for t in texts]
-
-
 def _encoded(n=50, seed=0, longest=40):
     rng = np.random.default_rng(seed)
     inputs = [list(rng.integers(3, 90, rng.integers(2, longest))) + [1] for _ in range(n)]
@@ -36,11 +27,21 @@ def test_bucket_lengths():
         bucket_lengths(0)
 
 
-def test_encode_pairs_cuts_and_keeps_eos():
-    enc = batching.encode_pairs(FakeTokenizer(), [("a bb ccc dddd", "x"), ("a", "")], 3, 2)
-    assert enc.inputs[0] == [4, 5, 1]
-    assert enc.inputs[1] == [4, 1]
-    assert enc.targets == [[4, 1], []]
+def test_encode_pairs_cuts_and_keeps_eos(preset_v10):
+    """With a real T5 tokenizer: rows cut to the lengths, ``</s>`` kept last, no empty target."""
+    import keras_hub
+
+    from softprompt.core.text import tokens
+
+    tokenizer = keras_hub.models.T5Tokenizer.from_preset(preset_v10)
+    eos = tokens.end_token_id(tokenizer)
+    long_text, short_text = "the quick brown fox jumps over the lazy dog", "cat"
+    full = tokens.tokenize(tokenizer, [long_text, short_text, "good"], add_eos=True)
+    assert len(full[0]) > 3 and len(full[1]) <= 3 and len(full[2]) <= 2
+    enc = batching.encode_pairs(tokenizer, [(long_text, "good"), (short_text, "")], 3, 2)
+    assert enc.inputs[0] == full[0][:2] + [eos]
+    assert enc.inputs[1] == full[1]
+    assert enc.targets == [full[2], []]
     assert enc.cut_inputs == 1 and enc.cut_targets == 0
 
 

@@ -77,3 +77,77 @@ def test_model_load_checks_hidden_size_and_fingerprint(preset_v10, preset_v11, t
         a.load_prompt(wide)
     with pytest.raises(ValueError, match=r"has shape \(1, 3, 16\), the model's prompt is \(1, 4, 16\)"):
         a.load_prompt(np.zeros((3, 16), np.float32))
+
+
+def test_non_finite_prompts_are_refused_with_the_count(tmp_path):
+    prompt = np.random.default_rng(2).normal(size=(4, 16)).astype(np.float32)
+    prompt[0, 3] = np.nan
+    prompt[2, 5] = np.inf
+    prompt[3, 0] = -np.inf
+    save_prompt(tmp_path / "bad.npy", prompt, task="boolq")
+    with pytest.raises(ValueError, match=r"prompt file .*bad\.npy holds 3 non-finite values"):
+        load_prompt(tmp_path / "bad.npy")
+    # float64 beyond float32's range would load as inf: refused as well
+    with open(tmp_path / "huge.npy", "wb") as f:
+        np.save(f, np.full((2, 16), 1e300))
+    with pytest.raises(ValueError, match=r"huge\.npy holds 32 non-finite values"):
+        load_prompt(tmp_path / "huge.npy")
+
+
+def test_model_refuses_a_non_finite_prompt_array(preset_v10):
+    model = PromptedT5.from_preset(preset_v10, prompt_length=4, seed=0)
+    array = np.zeros((4, 16), np.float32)
+    array[1, 2] = np.nan
+    with pytest.raises(ValueError, match="prompt array holds 1 non-finite value"):
+        model.load_prompt(array)
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"garbage bytes, not numpy", "not a numpy file"),
+    (b"", "empty"),
+    (b"PK\x03\x04 an archive", "zip archive"),
+    (b"\x80\x04\x95 a pickle", "never loads pickles"),
+    (b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f4'", "damaged .npy header"),
+])
+def test_unreadable_prompt_files_say_why_and_never_suggest_pickles(tmp_path, content, reason):
+    (tmp_path / "p.npy").write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        load_prompt(tmp_path / "p.npy")
+    message = str(info.value)
+    assert str(tmp_path / "p.npy") in message and reason in message, message
+    assert "allow_pickle" not in message and "unsafe" not in message
+
+
+def test_truncated_prompt_file_is_named_before_anything_is_allocated(tmp_path):
+    with open(tmp_path / "t.npy", "wb") as f:
+        np.save(f, np.zeros((100, 16), np.float32))
+    data = (tmp_path / "t.npy").read_bytes()
+    (tmp_path / "t.npy").write_bytes(data[:-10])
+    with pytest.raises(ValueError, match=r"t\.npy is truncated: its header promises 6400 bytes"):
+        load_prompt(tmp_path / "t.npy")
+    # a forged header asking for terabytes is refused the same way, at once
+    with open(tmp_path / "t.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 16)})
+        f.write(bytes(64))
+    with pytest.raises(ValueError, match="header promises 64000000000000 bytes of data, the "
+                                         "file holds 64"):
+        load_prompt(tmp_path / "t.npy")
+
+
+@pytest.mark.parametrize("sidecar,fragment", [
+    (b"[1, 2]", "holds a list, expected a JSON object"),
+    (b"\xff\xfe{}", "is not UTF-8 text"),
+    (b'{"task": 3}', "field 'task' must be a string"),
+    (b'{"eval_batch_size": "32"}', "field 'eval_batch_size' must be a positive integer"),
+    (b'{"backbone": "t5"}', "field 'backbone' must be an object"),
+    (b'{"backbone": {"preset": 1}}', "field 'backbone.preset' must be a string"),
+    (b'{"labels": ["a", 1]}', "field 'labels' must be a list of strings"),
+    (b"[" * 100000, "is not valid JSON"),
+])
+def test_damaged_sidecars_are_one_line_errors(tmp_path, sidecar, fragment):
+    save_prompt(tmp_path / "p.npy", np.zeros((2, 16), np.float32))
+    (tmp_path / "p.json").write_bytes(sidecar)
+    with pytest.raises(ValueError, match="prompt sidecar .*p.json") as info:
+        load_prompt(tmp_path / "p.npy")
+    assert fragment in str(info.value)

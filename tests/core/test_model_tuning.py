@@ -100,10 +100,35 @@ def test_model_tuning_resume_is_exact(tmp_path, preset_v11, task_dir, tuned):
     for name in ("checkpoints/step-4", "best"):
         for u, v in zip(weights_of(out / name), weights_of(whole / name)):
             np.testing.assert_array_equal(u, v, err_msg=name)
-    # only the committed and the best step's presets are kept
+    # only the committed step's preset, the one before it (the fallback) and the best are kept
     kept = sorted(p.name for p in (out / "checkpoints").glob("step-*"))
     best_step = json.loads((out / "best/softprompt.json").read_text())["step"]
-    assert kept == sorted({f"step-{best_step}", "step-4"})
+    assert kept == sorted({f"step-{best_step}", "step-4", "step-2"})
+
+
+def test_an_unreadable_preset_checkpoint_offers_the_previous_one(tmp_path, preset_v11,
+                                                                 task_dir, tuned):
+    """Recovery holds for model tuning: a truncated step-4 preset names the file and step 2;
+    --resume-from-last-good recomputes step 4 exactly."""
+    import shutil
+
+    from softprompt.core.training.checkpoint_recovery import UnreadableCheckpoint
+
+    whole, _ = tuned
+    out = tmp_path / "run"
+    shutil.copytree(whole, out)
+    weights = out / "checkpoints/step-4/model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(UnreadableCheckpoint, match=r"step-4/model\.weights\.h5 is not a "
+                                                   r"readable weights file.* step 2: .*last-good"):
+        train(config(out, preset_v11, task_dir), resume=True, progress=False)
+    notes = []
+    done = train(config(out, preset_v11, task_dir), from_last_good=True, progress=False,
+                 echo=notes.append)
+    assert done.step == 4 and any("resuming from step 2" in n for n in notes), notes
+    for u, v in zip(weights_of(out / "checkpoints/step-4"),
+                    weights_of(whole / "checkpoints/step-4")):
+        np.testing.assert_array_equal(u, v)
 
 
 def test_a_model_tuned_preset_evaluates_to_its_recorded_score(tuned, task_dir):

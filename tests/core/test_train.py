@@ -54,7 +54,7 @@ def test_outputs_of_a_run(whole):
                  "best.json", "checkpoints/step-2.npy", "checkpoints/step-4.json",
                  "checkpoints/state-4.npz", "checkpoints/latest.json"):
         assert (whole / name).is_file(), name
-    assert not (whole / "checkpoints/state-2.npz").exists()  # only the latest state is kept
+    assert (whole / "checkpoints/state-2.npz").exists()  # the state before the latest is kept
     events = list((whole / "tensorboard").glob("events.out.tfevents.*"))
     assert events and b"train/loss" in events[0].read_bytes()
     record = json.loads((whole / "config.json").read_text())

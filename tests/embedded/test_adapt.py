@@ -106,7 +106,7 @@ def _invoke(args):
     (["--from-config", "huge", "--corpus", "{lm}"], "unknown config 'huge'"),
     (["--from-config", "{bad json", "--corpus", "{lm}"], "not valid JSON"),
     (["--from-config", "tiny", "--corpus", "{lm}", "--steps", "0"], "steps must be a positive"),
-    (["--from-config", "tiny", "--corpus", "{bad}"], "not valid JSON"),
+    (["--from-config", "tiny", "--corpus", "{bad}"], "malformed JSON"),
     (["--preset", "no/such/preset", "--corpus", "{lm}"], "no/such/preset"),
     (["--from-config", "tiny", "--corpus", "{lm}", "--resume"], "holds no adaptation run"),
 ])
@@ -135,3 +135,55 @@ def test_adapting_an_existing_preset_changes_its_weights(tmp_path, small_corpus,
     moved = [not np.allclose(ops.convert_to_numpy(u), ops.convert_to_numpy(v))
              for u, v in zip(before.backbone.weights, after.backbone.weights)]
     assert sum(moved) > len(moved) // 2
+
+
+def test_full_disk_and_unreadable_checkpoints(tmp_path, small_corpus, monkeypatch):
+    """The loop's reliability holds for LM adaptation: a full disk at step 4's checkpoint keeps
+    step 2's; a damaged state-4.npz, then a damaged step-4 preset, offer step 2."""
+    import contextlib
+    import errno
+    import os
+
+    from softprompt.core.io.disk_space import DiskFull
+    from softprompt.core.pretraining import adapt as ad
+    from softprompt.core.training import state as train_state
+
+    real = train_state.atomic_write
+
+    @contextlib.contextmanager
+    def full_at_step_4(path, mode="wb"):
+        if os.path.basename(path) == "state-4.npz":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        with real(path, mode) as f:
+            yield f
+
+    quiet = {"progress": False, "echo": lambda s: None}
+    monkeypatch.setattr(train_state, "atomic_write", full_at_step_4)
+    with pytest.raises(DiskFull, match=r"preset\.adapt/checkpoints .*it needs about .* "
+                                       r"the checkpoint of step 2 is intact.*softprompt adapt"):
+        ad.adapt(_config(tmp_path, small_corpus, 4), **quiet)
+    monkeypatch.undo()
+    run = tmp_path / "preset.adapt"
+    assert train_state.latest(run)["step"] == 2
+    assert not (run / ".softprompt.lock").exists()
+    assert ad.adapt(_config(tmp_path, small_corpus, 4), resume=True, **quiet).step == 4
+
+    checkpoints = run / "checkpoints"
+    assert (checkpoints / "state-2.npz").is_file() and (checkpoints / "step-2").is_dir()
+    (checkpoints / "state-4.npz").write_bytes(b"not an archive")
+    with pytest.raises(ValueError, match=r"state-4\.npz is not a \.npz archive.* previous "
+                                         r"complete checkpoint is step 2: .*--resume-from-last-good"):
+        ad.adapt(_config(tmp_path, small_corpus, 6), resume=True, **quiet)
+    notes = []
+    done = ad.adapt(_config(tmp_path, small_corpus, 6), resume=True, from_last_good=True,
+                    progress=False, echo=notes.append)
+    assert done.step == 6 and any("resuming from step 2" in n for n in notes), notes
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6]
+
+    weights = checkpoints / "step-6" / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated
+    with pytest.raises(ValueError, match=r"step-6/model\.weights\.h5 is not a readable weights "
+                                         r"file.* previous complete checkpoint is step 4"):
+        ad.adapt(_config(tmp_path, small_corpus, 8), resume=True, **quiet)
+

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_embedded_preset_loads_as_float32():
     from keras import ops
 
-    from softprompt.core.io.presets import embedded_presets
+    from softprompt.core.interop.presets import embedded_presets
     from softprompt.core.model.prompted_t5 import PromptedT5
 
     assert "softprompt_tiny" in embedded_presets()

@@ -5,7 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ["base", "classification", "glue", "jsonl", "metrics", "qa", "readers", "superglue"]
+MODULES = ["base", "catalog", "classification", "glue", "jsonl", "metrics", "qa", "readers", "sources",
+           "superglue"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -122,9 +122,9 @@ def test_mrqa_reads_gzipped_jsonl_with_header(write, tmp_path):
     assert examples[0]["context"] == "Cells divide by mitosis. It has phases."
     assert task.format(examples[0]) == (
         "question: How do cells divide ? context: Cells divide by mitosis . It has phases .",
-        "mitosis",  # the detected span, not answers[0]
+        "by mitosis",  # answers[0] (the official preprocessors.mrqa), not the detected span
     )
-    assert task.format(examples[2])[1] == "at 100 degrees"  # no detected_answers: answers[0]
+    assert task.format(examples[2])[1] == "at 100 degrees"
     # 1) exact.  2) "cell phases" vs "phases": p=1/2, r=1 -> 2/3.  3) "100" vs "at 100 degrees":
     # p=1, r=1/3 -> 1/2
     scores = task.evaluate(examples, ["mitosis", "cell phases", "100"])

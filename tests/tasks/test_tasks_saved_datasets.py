@@ -1,46 +1,42 @@
 """Datasets saved with `datasets`' ``save_to_disk``, read offline.
 
-The `datasets` package is optional, so these tests stand in a small fake module with the two
-things the reader uses (``load_from_disk``; a dataset's rows and ``features`` with ``ClassLabel``
-``names``) for the real one, and write the marker file ``save_to_disk`` leaves.
+Written here with the real package (``Dataset.from_dict(...).save_to_disk(...)`` needs no
+network), with ``ClassLabel`` features where the hub's copies have them.
 """
 
 import sys
-import types
 
+import datasets  # the `test` extra installs it
 import pytest
 
 from softprompt import tasks
 
 
-class ClassLabel:
-    def __init__(self, names):
-        self.names = names
+def ClassLabel(names):  # noqa: N802 - reads like the feature it makes
+    return datasets.ClassLabel(names=names)
 
 
-class Dataset(list):
-    def __init__(self, rows, features=None):
-        super().__init__(rows)
-        self.features = features or {}
-
-
-class DatasetDict(dict):
-    pass
+def Dataset(rows, features=None):  # noqa: N802
+    """A `datasets.Dataset` of `rows` (dicts); `features` maps some columns to a feature."""
+    columns = {key: [row[key] for row in rows] for key in rows[0]}
+    if not features:
+        return datasets.Dataset.from_dict(columns)
+    inferred = datasets.Dataset.from_dict(columns).features
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(
+        {key: features.get(key, inferred[key]) for key in columns}))
 
 
 @pytest.fixture
-def saved(tmp_path, monkeypatch):
-    """``saved(name, {split: Dataset})`` → a directory that looks like ``save_to_disk``'s."""
-    store = {}
-    fake = types.ModuleType("datasets")
-    fake.load_from_disk = lambda path: store[path]
-    monkeypatch.setitem(sys.modules, "datasets", fake)
+def saved(tmp_path):
+    """``saved(name, {split: Dataset})`` → the directory ``DatasetDict.save_to_disk`` wrote.
+
+    A bare `Dataset` instead of the dict is saved as it is (a single split).
+    """
 
     def _saved(name, splits):
         path = tmp_path / name
-        path.mkdir()
-        (path / "dataset_dict.json").write_text('{"splits": []}')
-        store[str(path)] = DatasetDict(splits)
+        data = splits if isinstance(splits, datasets.Dataset) else datasets.DatasetDict(splits)
+        data.save_to_disk(str(path))
         return path
 
     return _saved
@@ -101,6 +97,13 @@ def test_squad_and_glue_rows(saved):
         {"label": ClassLabel(["negative", "positive"])})})  # fmt: skip
     [ex] = tasks.get("sst2").read(sst2, "train")
     assert tasks.get("sst2").format(ex) == ("sentence: nice", "positive")
+
+
+def test_a_single_saved_dataset_is_the_split_asked_for(saved):
+    path = saved("rte", Dataset([{"premise": "p", "hypothesis": "h", "label": 0, "idx": 3}],
+                                {"label": ClassLabel(["entailment", "not_entailment"])}))
+    [ex] = tasks.get("rte").read(path, "validation")
+    assert tasks.get("rte").format(ex)[1] == "entailment"
 
 
 def test_missing_split_and_missing_field(saved, one_line):

@@ -45,8 +45,10 @@ def test_cb_reports_mean_per_class_f1_and_accuracy(write):
     )
     # e: tp1 -> F1 1; c: tp0 fn1 -> 0; n: tp2 fp1 -> 4/5; mean 0.6; accuracy 3/4
     scores = task.evaluate(examples, ["entailment", "neutral", "neutral", "neutral"])
-    assert scores == pytest.approx({"f1_multiclass": 60.0, "accuracy": 75.0})
-    assert list(scores) == ["f1_multiclass", "accuracy"]
+    assert scores == pytest.approx(
+        {"f1_multiclass": 60.0, "accuracy": 75.0, "mean_3class_f1": 60.0}  # and T5's name
+    )
+    assert list(scores) == ["f1_multiclass", "accuracy", "mean_3class_f1"]
 
 
 def test_copa_targets_are_choice_names(write):
@@ -116,7 +118,7 @@ def test_multirc_flattens_to_answer_options_and_strips_html(write):
     # questions (3,0): both right; (3,1): wrong; (4,0): wrong -> exact_match 1/3
     # options: tp #0, tn #1, fn #2, fp #3 -> f1a 2/(2+1+1)
     scores = task.evaluate(examples, ["True", "False", "False", "True"])
-    assert scores == pytest.approx({"f1a": 50.0, "exact_match": 100 / 3})
+    assert scores == pytest.approx({"f1a": 50.0, "exact_match": 100 / 3, "f1": 50.0})  # T5: f1
 
 
 RECORD_TEXT = (
@@ -211,12 +213,21 @@ def test_wsc_marks_the_pronoun_and_targets_the_referent(write):
         ("the blue cup", "The cup", True),
         ("the shelf", "The cup", False),
         ("Jo's", "Jo", False),  # a possessive only matches a possessive
-        ("", "Jo", False),
     ],
 )
 def test_wsc_referent_match(prediction, referent, named):
     task = tasks.get("wsc")
     assert task.postprocess(prediction, {"span1_text": referent}) == str(named)
+
+
+@pytest.mark.parametrize("prediction", ["", "  ", "the", "The a"])
+def test_wsc_empty_prediction_is_never_right(write, prediction):
+    """T5's wsc_simple returns -1 for an empty cleaned prediction: it matches no label, so a
+    model that outputs nothing scores 0, not the share of False-labelled examples."""
+    task = tasks.get("wsc")
+    assert task.postprocess(prediction, {"span1_text": "Jo"}) == "invalid"
+    examples = task.read(write("WSC/val.jsonl", WSC), "validation")
+    assert task.evaluate(examples, [prediction] * len(examples)) == {"accuracy": 0.0}
 
 
 def test_wsc_scores_whether_the_referent_was_named(write):
@@ -370,7 +381,7 @@ def test_bad_paths(tmp_path, write, one_line):
 
 
 def test_wsc_prefers_the_word_at_the_index_ignoring_case():
-    from softprompt.tasks.superglue import mark_pronoun
+    from softprompt.tasks.superglue_spans import mark_pronoun
 
     # "He" occurs at word 0 too, but word 2 is the pronoun meant
     assert mark_pronoun("He said he would come.", "He", 2) == "He said *he* would come."

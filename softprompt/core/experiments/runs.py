@@ -18,7 +18,7 @@ from pathlib import Path
 
 from softprompt.core.experiments.prompt_design import bare_model
 from softprompt.core.inference.prompts import model_for_prompts
-from softprompt.core.io.presets import training_record
+from softprompt.core.interop.presets import training_record
 
 
 @dataclasses.dataclass

@@ -26,14 +26,19 @@ from softprompt.core.inference.methods import check_method
 from softprompt.core.inference.prompts import model_for_prompts
 
 
-def _task_for(record: dict, meta: dict, cache: dict):
+def _task_for(record: dict, meta: dict, cache: dict, where: str):
     name = record.get("task") or meta.get("task")
     if not name:
         return None
+    if not isinstance(name, str):
+        raise ValueError(f"{where}: field 'task' must be a task name, found {name!r:.40}")
     args = dict(meta.get("task_args") or {}) if name == meta.get("task") else {}
     key = (name, repr(sorted(args.items())))
     if key not in cache:
-        cache[key] = tasks.get(name, **args)
+        try:
+            cache[key] = tasks.get(name, **args)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
     return cache[key]
 
 
@@ -69,6 +74,35 @@ def answer(model, names: Sequence[str], metas: Sequence[dict],
     `model` holds prompt ``i`` for ``names[i]`` (`PromptedT5.with_prompts`);
     `metas` are their sidecars (task, labels, lengths). Nothing is loaded.
     """
+    inputs, pids, candidates, lengths, used_tasks = prepare(
+        names, metas, requests, method, model.tokenizer, max_target_length)
+    preds = ev.predict_inputs(
+        model, inputs, method, prompt_ids=pids,
+        candidates=candidates if method == "rank" else None, batch_size=batch_size,
+        max_input_length=max_input_length, max_target_length=lengths,
+    )
+    results = []
+    for i, (_, record) in enumerate(requests):
+        raw = preds.texts[i][0]
+        task = used_tasks[i]
+        out = dict(record)
+        out["prediction"] = task.postprocess(raw, record) if task is not None else raw.strip()
+        if method == "rank":
+            out["scores"] = {c: float(s) for c, s in zip(candidates[i], preds.scores[i][0])}
+        results.append(out)
+    return results
+
+
+def prepare(names: Sequence[str], metas: Sequence[dict], requests: Sequence[tuple[str, dict]],
+            method: str = "decode", tokenizer=None, max_target_length: int | None = None):
+    """Check and format `requests` before any model runs (`answer`'s first half).
+
+    Returns ``(inputs, prompt_ids, candidates, target_lengths, tasks)``, one entry per
+    request; raises a `ValueError` starting with the request's ``where`` for a request
+    that names no or an unknown prompt, lacks a field its task needs, or gives no
+    usable candidates. `tokenizer` is needed only to size the targets of a task when
+    neither `max_target_length` nor the prompt's sidecar gives a length.
+    """
     check_method(method)
     names = list(names)
     cache: dict = {}
@@ -78,9 +112,12 @@ def answer(model, names: Sequence[str], metas: Sequence[dict],
         pid = names.index(name)
         meta = metas[pid]
         task = None if "text" in record and "task" not in record else _task_for(record, meta,
-                                                                              cache)
+                                                                              cache, where)
         if "text" in record:
-            text = str(record["text"])
+            text = record["text"]
+            if not isinstance(text, str):
+                raise ValueError(f"{where}: field 'text' must be a string, found "
+                                 f"{type(text).__name__}")
         elif task is None:
             raise ValueError(
                 f"{where}: no 'text' field, and neither the request nor prompt {name!r} "
@@ -99,32 +136,19 @@ def answer(model, names: Sequence[str], metas: Sequence[dict],
                     f"{where}: rank classification needs candidates: give 'candidates' "
                     "or use a prompt whose task has labels"
                 )
-        if cands is not None and (not isinstance(cands, list) or not cands):
+        if cands is not None and (not isinstance(cands, list) or not cands
+                                  or not all(isinstance(c, str) for c in cands)):
             raise ValueError(f"{where}: 'candidates' must be a non-empty list of strings")
         length = max_target_length or meta.get("max_target_length")
         if length is None:
-            length = (ev.target_length(model.tokenizer, task) if task is not None
+            length = (ev.target_length(tokenizer, task) if task is not None
                       else ev.DEFAULT_TARGET_LENGTH)
         inputs.append(text)
         pids.append(pid)
         candidates.append([str(c) for c in cands] if cands is not None else None)
         lengths.append(int(length))
         used_tasks.append(task)
-    preds = ev.predict_inputs(
-        model, inputs, method, prompt_ids=pids,
-        candidates=candidates if method == "rank" else None, batch_size=batch_size,
-        max_input_length=max_input_length, max_target_length=lengths,
-    )
-    results = []
-    for i, (_, record) in enumerate(requests):
-        raw = preds.texts[i][0]
-        task = used_tasks[i]
-        out = dict(record)
-        out["prediction"] = task.postprocess(raw, record) if task is not None else raw.strip()
-        if method == "rank":
-            out["scores"] = {c: float(s) for c, s in zip(candidates[i], preds.scores[i][0])}
-        results.append(out)
-    return results
+    return inputs, pids, candidates, lengths, used_tasks
 
 
 def _prompt_name(record: dict, where: str, names: Sequence[str]) -> str:

@@ -1,1 +1,1 @@
-"""HF T5 checkpoints, PEFT and official prompts; may import io..model, backends, safetensors."""
+"""Presets, HF T5 checkpoints (hf://, cache), PEFT/official prompts; may import io, text, backends."""

@@ -26,13 +26,14 @@ How Hugging Face's T5 maps onto keras-hub's `T5Backbone`:
 
 Example:
     >>> from softprompt.core.interop.hf_t5 import convert_hf_t5
-    >>> convert_hf_t5("checkpoints/t5-base-lm-adapt", "presets/t5-base-lm-adapt")
-    >>> backbone = keras_hub.models.T5Backbone.from_preset("presets/t5-base-lm-adapt")
+    >>> convert_hf_t5("path/to/t5-base-lm-adapt", "./my-t5-base-lm-adapt")
+    >>> backbone = keras_hub.models.T5Backbone.from_preset("./my-t5-base-lm-adapt")
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,8 +49,10 @@ from softprompt.core.interop.hf_checkpoint import (
     open_checkpoint,
 )
 from softprompt.core.io.atomic import atomic_directory
-from softprompt.core.io.json_files import read_directory_json
-from softprompt.core.io.presets import CONVERSION_FILE
+from softprompt.core.io.json_files import read_directory_json, read_object_or_nothing
+
+#: Written into a converted preset directory beside keras-hub's files.
+CONVERSION_FILE = "conversion.json"
 
 _ACCEPTED_MODEL_TYPES = ("t5", "mt5")  # mT5 is the T5 1.1 architecture with another vocabulary.
 #: HF activation name (``dense_act_fn``) -> keras activation name.
@@ -79,6 +82,23 @@ def read_hf_config(src: str | os.PathLike) -> dict:
     return backbone_args(config, where=str(Path(src) / "config.json"))
 
 
+def _number(config: dict, key: str, where: str, kind=int, default=None, minimum=1):
+    """``config[key]`` as a `kind` no smaller than `minimum` (`default` when absent), or a
+    one-line `ValueError` naming the key and its value."""
+    value = config.get(key)
+    if value is None:
+        if default is None:
+            raise ValueError(f"{where}: missing {key!r}")
+        return default
+    fine = (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= minimum
+            and (kind is float or float(value).is_integer()))
+    if not fine:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{where}: {key}={value!r:.40} must be {what} of at least {minimum}")
+    return kind(value)
+
+
 def backbone_args(config: dict, where: str = "config") -> dict:
     """Map a Hugging Face T5 config dict to `T5Backbone` arguments (see `read_hf_config`)."""
     model_type = config.get("model_type")
@@ -93,25 +113,21 @@ def backbone_args(config: dict, where: str = "config") -> dict:
             f"(expected one of {', '.join(_ACCEPTED_MODEL_TYPES)})"
         )
 
-    def need(key):
-        if key not in config:
-            raise ValueError(f"{where}: missing {key!r}")
-        return config[key]
-
-    num_layers = int(need("num_layers"))
-    num_decoder_layers = config.get("num_decoder_layers")
-    if num_decoder_layers is not None and int(num_decoder_layers) != num_layers:
+    num_layers = _number(config, "num_layers", where)
+    num_decoder_layers = _number(config, "num_decoder_layers", where, default=num_layers)
+    if num_decoder_layers != num_layers:
         raise ValueError(
             f"{where}: num_decoder_layers={num_decoder_layers} differs from num_layers={num_layers}; "
             "keras-hub's T5Backbone has one layer count for both stacks"
         )
-    buckets = int(config.get("relative_attention_num_buckets", RELATIVE_BUCKETS))
+    buckets = _number(config, "relative_attention_num_buckets", where, default=RELATIVE_BUCKETS)
     if buckets != RELATIVE_BUCKETS:
         raise ValueError(
             f"{where}: relative_attention_num_buckets={buckets} is not supported "
             f"(keras-hub's T5Backbone fixes {RELATIVE_BUCKETS})"
         )
-    distance = int(config.get("relative_attention_max_distance", _RELATIVE_MAX_DISTANCE))
+    distance = _number(config, "relative_attention_max_distance", where,
+                       default=_RELATIVE_MAX_DISTANCE)
     if distance != _RELATIVE_MAX_DISTANCE:
         raise ValueError(
             f"{where}: relative_attention_max_distance={distance} is not supported "
@@ -147,19 +163,23 @@ def backbone_args(config: dict, where: str = "config") -> dict:
     if scale is None:
         scale = model_type == "t5" and config.get("tie_word_embeddings", True) is not False
 
-    hidden_dim = int(need("d_model"))
-    num_heads = int(need("num_heads"))
+    hidden_dim = _number(config, "d_model", where)
+    num_heads = _number(config, "num_heads", where)
+    dropout = _number(config, "dropout_rate", where, float, 0.1, minimum=0)
+    if dropout >= 1:
+        raise ValueError(f"{where}: dropout_rate={dropout} must be below 1")
     return dict(
-        vocabulary_size=int(need("vocab_size")),
+        vocabulary_size=_number(config, "vocab_size", where),
         num_layers=num_layers,
         num_heads=num_heads,
         hidden_dim=hidden_dim,
-        intermediate_dim=int(need("d_ff")),
-        key_value_dim=int(config.get("d_kv", hidden_dim // num_heads)),
-        dropout=float(config.get("dropout_rate", 0.1)),
+        intermediate_dim=_number(config, "d_ff", where),
+        key_value_dim=_number(config, "d_kv", where, default=max(hidden_dim // num_heads, 1)),
+        dropout=dropout,
         activation=_ACTIVATIONS[act],
         use_gated_activation=gated,
-        layer_norm_epsilon=float(config.get("layer_norm_epsilon", 1e-6)),
+        layer_norm_epsilon=_number(config, "layer_norm_epsilon", where, float, 1e-6,
+                                   minimum=0),
         scale_decoder_outputs=bool(scale),
     )
 
@@ -298,8 +318,8 @@ def convert_hf_t5(src: str | os.PathLike, out: str | os.PathLike, overwrite: boo
         `out` as a `Path`.
 
     Example:
-        >>> convert_hf_t5("checkpoints/t5-base-lm-adapt", "presets/t5-base-lm-adapt")
-        >>> model = PromptedT5.from_preset("presets/t5-base-lm-adapt", prompt_length=100)
+        >>> convert_hf_t5("path/to/t5-base-lm-adapt", "./my-t5-base-lm-adapt")
+        >>> model = PromptedT5.from_preset("./my-t5-base-lm-adapt", prompt_length=100)
     """
     src, out = Path(src), Path(out)
     if out.exists() and not out.is_dir():
@@ -330,3 +350,8 @@ def convert_hf_t5(src: str | os.PathLike, out: str | os.PathLike, overwrite: boo
         record.update(source=str(src.resolve()), tie_embedding_weights=info["tied"])
         (tmp / CONVERSION_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
     return out
+
+
+def conversion_record(preset: str | os.PathLike) -> dict:
+    """The ``conversion.json`` of a converted preset directory ({} when there is none)."""
+    return read_object_or_nothing(preset, CONVERSION_FILE)

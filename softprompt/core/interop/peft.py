@@ -30,12 +30,17 @@ import numpy as np
 from safetensors.numpy import save
 
 from softprompt.backends.torch_pickle import read_torch_weights
+from softprompt.core.interop.hf_t5 import conversion_record
 from softprompt.core.interop.official import carried_metadata, prompt_and_meta, select_prompt
 from softprompt.core.interop.weights import SafetensorsWeights
 from softprompt.core.io.atomic import atomic_write
 from softprompt.core.io.json_files import read_directory_json
-from softprompt.core.io.presets import conversion_record
-from softprompt.core.io.prompt_files import OWN_KEYS, save_prompt
+from softprompt.core.io.prompt_files import (
+    OWN_KEYS,
+    check_finite,
+    check_sidecar,
+    save_prompt,
+)
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -55,6 +60,8 @@ def _base_model_name(meta: dict) -> str | None:
     if preset:
         # A preset converted from Hugging Face names the checkpoint PEFT's T5 loads.
         record = conversion_record(preset) if Path(str(preset)).is_dir() else {}
+        if str(preset).startswith("hf://"):  # hf://ORG/NAME[@REV] is ORG/NAME to transformers
+            return str(preset)[len("hf://"):].split("@")[0]
         return record.get("name_or_path") or str(preset)
     return None
 
@@ -141,11 +148,13 @@ def read_peft(adapter_dir: str | os.PathLike) -> tuple[np.ndarray, dict]:
             "hold a soft prompt"
         )
     for key in ("num_virtual_tokens", "token_dim"):
-        if not isinstance(config.get(key), int):
-            raise ValueError(f"{config_path} lacks an integer {key!r}")
+        value = config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{config_path} lacks a positive integer {key!r}")
     length, dim = config["num_virtual_tokens"], config["token_dim"]
 
     array, header = _read_tensor(adapter_dir)
+    check_finite(array, f"{adapter_dir}: {TENSOR}")
     rows = array.shape[0] if array.ndim == 2 else None
     if array.ndim != 2 or array.shape[1] != dim or rows % length or rows < length:
         raise ValueError(
@@ -162,7 +171,11 @@ def read_peft(adapter_dir: str | os.PathLike) -> tuple[np.ndarray, dict]:
     if header.get(METADATA_KEY):
         try:
             metadata = json.loads(header[METADATA_KEY])
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not ours, or damaged: carry nothing
+            metadata = {}
+        try:
+            check_sidecar(metadata if isinstance(metadata, dict) else {})
+        except ValueError:  # fields a prompt file could not carry: carry nothing
             metadata = {}
     info = dict(
         num_virtual_tokens=length,

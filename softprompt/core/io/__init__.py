@@ -1,1 +1,1 @@
-"""Prompt files, atomic writes, presets; may import the stdlib, numpy, keras and keras_hub."""
+"""Prompt files and atomic writes; may import the stdlib, numpy, keras and keras_hub."""

@@ -1,4 +1,5 @@
-"""Atomic writes: build a file or a directory beside the target, then rename it into place."""
+"""Atomic writes (build a file or a directory beside the target, then rename it into place)
+and durable appends to logs (`append_line`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
         ...     np.save(f, array)
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory: name a file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -66,3 +69,21 @@ def atomic_directory(path: str | os.PathLike):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append `line` to a log durably; a failed write (a full disk) leaves no partial line."""
+    data = (line + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)

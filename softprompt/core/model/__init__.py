@@ -1,1 +1,1 @@
-"""SoftPrompt, PromptedT5, T5 blocks, init, loss; may import io, text, backends (no framework)."""
+"""SoftPrompt, PromptedT5, T5 blocks, init, loss; may import io, text, interop, backends (no framework)."""

@@ -77,6 +77,7 @@ class PromptIdentity:
         """
         if isinstance(path_or_array, np.ndarray):
             array, meta, where = path_or_array, metadata or {}, "prompt array"
+            files.check_finite(array, where)
         else:
             array, meta = files.load_prompt(path_or_array)
             where = f"prompt file {path_or_array}"

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from softprompt.core.io.prompt_files import load_prompt
+from softprompt.core.io.prompt_files import check_finite, load_prompt
 from softprompt.core.text import tokens
 
 INITS = ("uniform", "sampled-vocab", "class-labels", "text", "file")
@@ -111,6 +111,7 @@ def _from_file(file, num_prompts: int, length: int, dim: int) -> np.ndarray:
         raise ValueError("prompt init 'file' needs init_file (a prompt .npy file)")
     array, _ = load_prompt(file) if not isinstance(file, np.ndarray) else (file, {})
     array = np.asarray(array, np.float32)
+    check_finite(array, "init prompt array")
     if array.ndim == 2:
         array = np.broadcast_to(array, (num_prompts,) + array.shape)
     expected = (num_prompts, length, dim)

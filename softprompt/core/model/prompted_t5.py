@@ -18,7 +18,7 @@ import keras_hub
 import numpy as np
 from keras import ops
 
-from softprompt.core.io.presets import resolve_preset
+from softprompt.core.interop.presets import resolve_preset
 from softprompt.core.model.copies import PromptCopies
 from softprompt.core.model.dropout import set_dropout
 from softprompt.core.model.identity import PromptIdentity
@@ -151,7 +151,7 @@ class PromptedT5(PromptIdentity, PromptCopies, Seq2SeqObjective, keras.Model):
         the prompt stays float32.
 
         Example:
-            >>> model = PromptedT5.from_preset("./t5_lm_adapt_base", prompt_length=100,
+            >>> model = PromptedT5.from_preset("./my-t5-base-lm-adapt", prompt_length=100,
             ...                                init_labels=["True", "False"], seed=0)
         """
         if init is None:

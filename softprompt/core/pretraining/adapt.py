@@ -25,7 +25,8 @@ directory holds (``config.json``, ``train.csv``, ``metrics.jsonl`` with the
 held-out loss every `eval_every` steps, ``tensorboard/``, ``curve.png``,
 ``checkpoints/``: a preset and the resume state per checkpoint,
 `softprompt.core.training.state`), plus the starting model (``init/``, so a
-resume rebuilds the same vocabulary).
+resume rebuilds the same vocabulary). The run-folder lock, recovery from an
+unreadable checkpoint (``from_last_good``) and full-disk errors are the loop's.
 
 Example:
     >>> result = adapt(AdaptConfig(out="my_t5", corpus=["wiki.txt"], from_config="tiny",
@@ -50,7 +51,8 @@ import numpy as np
 from keras import ops
 
 from softprompt import backends
-from softprompt.core.io.presets import resolve_preset
+from softprompt.core.interop.presets import resolve_preset
+from softprompt.core.io.run_lock import holding_run_folder
 from softprompt.core.model.loss import token_losses
 from softprompt.core.pretraining import scratch
 from softprompt.core.pretraining.corpus import AdaptBatches, read_corpus_files, tokenize_corpus
@@ -314,6 +316,7 @@ class AdaptJob:
         self.model.optimizer.build(self.model.trainable_variables)
         adapter.prepare_full_training(self.model)
         self.product = PresetFiles(config.run_dir, backbone, tokenizer)
+        self.resume_hint = "the same softprompt adapt command with --resume"
 
     def evaluate(self) -> dict:
         return {"eval_loss": evaluate_loss(self.model, self.stream)}
@@ -325,32 +328,32 @@ class AdaptJob:
         return self.info
 
 
-def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None,
-          callbacks: Sequence = ()) -> AdaptResult:
+@holding_run_folder(lambda config, **_: config.run_dir)
+def adapt(config: AdaptConfig, *, resume: bool = False, from_last_good: bool = False,
+          progress=True, echo=None, callbacks: Sequence = ()) -> AdaptResult:
     """Train the whole T5 on the corpus and write the preset `config.out`.
 
     With `resume`, continue the run in ``config.workdir`` from its last
     committed checkpoint (only ``steps`` may differ); the result equals an
-    uninterrupted run on the same backend.
+    uninterrupted run on the same backend; `from_last_good` resumes from the newest
+    complete checkpoint when a file of the committed one is unreadable.
 
-    Raises `ValueError` / `FileNotFoundError` for bad options or data and
-    `TrainingDiverged` (a `RuntimeError`) when the loss becomes NaN or infinite.
+    Raises `ValueError` / `FileNotFoundError` for bad options or data, `TrainingDiverged`
+    on a NaN/inf loss, `RunFolderBusy` (another process holds the run) and `DiskFull`.
     """
     if echo is None:
         def echo(text):
             print(text, file=sys.stderr, flush=True)
     config.validate()
+    resume = resume or from_last_good
     out = Path(config.out)
     check_preset_out(out)
     run_dir = config.run_dir
-    if resume:
-        if not (run_dir / CONFIG).is_file():
-            raise FileNotFoundError(f"--resume: {run_dir} holds no adaptation run "
-                                    f"(no {CONFIG})")
-        check_out(run_dir, resume=True)
-        check_resume(config, run_dir, RESUMABLE_CHANGES)
-    else:
-        check_out(run_dir, resume=False)
+    if resume and not (run_dir / CONFIG).is_file():
+        raise FileNotFoundError(f"--resume: {run_dir} holds no adaptation run (no {CONFIG})")
+    check_out(run_dir, resume)
+    start = (check_resume(config, run_dir, RESUMABLE_CHANGES, product=PresetFiles,
+                          from_last_good=from_last_good, echo=echo) if resume else None)
     texts, pairs, counts = read_corpus_files(config.corpus)
     create_out(run_dir)
     keras.utils.set_random_seed(config.seed)
@@ -367,7 +370,7 @@ def adapt(config: AdaptConfig, *, resume: bool = False, progress=True, echo=None
     }
     job = AdaptJob(config, backbone, tokenizer, stream, info)
     run = Run(run_dir, job, Schedule(config.steps, config.eval_every), resume=resume,
-              callbacks=callbacks, progress=progress, echo=echo)
+              start=start, callbacks=callbacks, progress=progress, echo=echo)
     echo(f"adapting {info['parameters']:,} parameters on {len(corpus):,} examples "
          f"({len(corpus.texts):,} texts, {len(corpus.pairs):,} pairs), "
          f"steps {run.step}->{config.steps}")

@@ -36,6 +36,7 @@ import numpy as np
 
 from softprompt.core.text import tokens as tok
 from softprompt.core.text.batching import bucket_index, bucket_lengths, seq2seq_batch
+from softprompt.tasks.readers import parse_json, text_lines
 
 #: Held-out examples used for the evaluation loss (taken out of the training pool).
 HELD_OUT = 256
@@ -61,25 +62,22 @@ def read_corpus_files(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, 
     for path in paths:
         path = Path(path)
         before = len(texts) + len(pairs)
-        with open(path, encoding="utf-8") as f:
-            if path.name.endswith((".jsonl", ".json")):
-                for n, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
-                    if isinstance(record, dict) and isinstance(record.get("text"), str):
-                        texts.append(record["text"])
-                    elif (isinstance(record, dict) and isinstance(record.get("inputs"), str)
-                          and isinstance(record.get("targets"), str) and record["targets"]):
-                        pairs.append((record["inputs"], record["targets"]))
-                    else:
-                        raise ValueError(f'{path}:{n}: expected {{"text": ...}} or '
-                                         f'{{"inputs": ..., "targets": ...}} with strings')
-            else:
-                texts.extend(line.strip() for line in f if line.strip())
+        lines = (line for _, line in text_lines(path))  # UTF-8 (a BOM dropped), .gz too
+        if path.name.endswith((".jsonl", ".json")):
+            for n, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                record = parse_json(line, f"{path}:{n}")
+                if isinstance(record, dict) and isinstance(record.get("text"), str):
+                    texts.append(record["text"])
+                elif (isinstance(record, dict) and isinstance(record.get("inputs"), str)
+                      and isinstance(record.get("targets"), str) and record["targets"]):
+                    pairs.append((record["inputs"], record["targets"]))
+                else:
+                    raise ValueError(f'{path}:{n}: expected {{"text": ...}} or '
+                                     f'{{"inputs": ..., "targets": ...}} with strings')
+        else:
+            texts.extend(line.strip() for line in lines if line.strip())
         counts[str(path)] = len(texts) + len(pairs) - before
         if counts[str(path)] == 0:
             raise ValueError(f"corpus file {path} holds no examples")

@@ -2,7 +2,7 @@
 
 ``softprompt_tiny`` ships with the package; ``softprompt_small`` and
 ``softprompt_base`` are built on demand into softprompt's cache
-(`softprompt.core.io.presets.cache_dir`) by ``scripts/build_embedded.py --size
+(`softprompt.core.interop.cache.cache_dir`) by ``scripts/build_embedded.py --size
 small|base``, which runs ``softprompt adapt`` with `adapt_arguments`. All three
 are T5 1.1 models (gated GELU, untied output matrix) pretrained from random
 weights on the same synthetic mixture (`softprompt.data.synthetic`) with the

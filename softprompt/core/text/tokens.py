@@ -18,6 +18,7 @@ import numpy as np
 
 PAD_ID = 0
 EOS_ID = 1
+UNK_ID = 2  # T5's sentencepiece <unk>
 
 
 def _as_lists(out) -> list[list[int]]:
@@ -51,8 +52,16 @@ def tokenize(tokenizer, texts: Sequence[str], add_eos: bool = True,
 
 
 def detokenize(tokenizer, ids: Sequence[Sequence[int]]) -> list[str]:
-    """Detokenize rows of ids, stopping at the first ``</s>`` and dropping padding."""
+    """Detokenize rows of ids, stopping at the first ``</s>`` and dropping padding.
+
+    Ids past the sentencepiece vocabulary (a Hugging Face T5's sentinels ``<extra_id_N>`` and the
+    embedding rows padding it to 32128) are read as ``<unk>``, as seqio's
+    ``SentencePieceVocabulary`` decodes them.
+    """
     eos = end_token_id(tokenizer)
+    size = int(tokenizer.vocabulary_size())
+    unk = getattr(tokenizer, "unk_token_id", None)
+    unk = UNK_ID if unk is None else int(unk)
     texts = []
     for row in ids:
         kept = []
@@ -61,7 +70,7 @@ def detokenize(tokenizer, ids: Sequence[Sequence[int]]) -> list[str]:
             if t == eos:
                 break
             if t != PAD_ID:
-                kept.append(t)
+                kept.append(t if t < size else unk)
         texts.append(_detokenize_one(tokenizer, kept))
     return texts
 

@@ -6,8 +6,9 @@ with the global step number (1-based: updates done so far) and
 evaluation with ``logs = {"step": ..., <metric>: ..., ...}``.
 
 TensorBoard events are written with the `tensorboard` package's record writer
-(no TensorFlow summary ops), so they cost the same on every backend; without
-`tensorboard` installed the events are skipped with a warning.
+(no TensorFlow summary ops), so they cost the same on every backend. `tensorboard`
+is a dependency of softprompt; where it is missing anyway, the run warns once and
+writes every other output.
 
 Example:
     >>> callbacks = keras.callbacks.CallbackList([ProgressBar(1000), CsvLog("out/train.csv")])
@@ -194,8 +195,8 @@ class EventLog(keras.callbacks.Callback):
             from tensorboard.compat.proto import event_pb2, summary_pb2
             from tensorboard.summary.writer.record_writer import RecordWriter
         except ImportError:
-            warnings.warn("tensorboard is not installed: no TensorBoard events are written",
-                          stacklevel=2)
+            warnings.warn("tensorboard is not installed: no TensorBoard events are written "
+                          "(pip install tensorboard); every other output is", stacklevel=2)
             return
         self._event_pb2, self._summary_pb2 = event_pb2, summary_pb2
         self.logdir.mkdir(parents=True, exist_ok=True)
@@ -230,7 +231,8 @@ class EventLog(keras.callbacks.Callback):
             return
         values = {f"dev/{k}": v for k, v in logs.items() if isinstance(v, (int, float))}
         self.scalars(step, values)
-        self._writer.flush()
+        if self._writer is not None:
+            self._writer.flush()
 
     def on_train_end(self, logs=None):
         if self._writer is not None:

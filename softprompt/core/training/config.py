@@ -5,8 +5,8 @@ once; the CLI (``softprompt train``) builds its options from these fields.
 Importing this module is cheap (no keras), so the CLI can read it at start-up.
 
 Example:
-    >>> config = TrainConfig(out="runs/rte", task="rte", data="data/RTE",
-    ...                      preset="t5_base_lm_adapt").validate()
+    >>> config = TrainConfig(out="runs/rte", task="rte", data="path/to/RTE",
+    ...                      preset="./my-t5-base-lm-adapt").validate()
     >>> config.steps, config.learning_rate
     (30000, 0.3)
 """
@@ -39,8 +39,10 @@ class TrainConfig:
     Args:
         out: the run directory.
         task: a registered task name (`softprompt.tasks.get`).
-        data: the task's data (a file or directory `Task.read` accepts); softprompt's own
-            tasks (``animal_food``, ``color_food``) default to the files they ship with.
+        data: the task's data (anything `Task.read` accepts: files, a folder, a saved
+            dataset, ``hf://datasets/NAME[:CONFIG]``); ``None``: softprompt's own tasks
+            (``animal_food``, ``color_food``) read the files they ship with, the others
+            their hub dataset.
         preset: the frozen model (anything `PromptedT5.from_preset` accepts); with
             model tuning, the model to tune.
         method: one of `TRAINING_METHODS`: ``prompt-tuning`` (the prompt trains,
@@ -130,11 +132,13 @@ class TrainConfig:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if not self.task:
             raise ValueError("no task given: name one (e.g. boolq, or jsonl for your own data)")
-        if not self.data:  # softprompt's own tasks know where their data lies
-            builtin = getattr(tasks.get(self.task, **self.task_args), "data", None)
-            if builtin is None:
-                raise ValueError(f"no data given for task {self.task!r}")
-            self.data = str(builtin)
+        if not self.data:  # softprompt's own tasks know where their data lies, others their hub
+            task = tasks.get(self.task, **self.task_args)
+            builtin = getattr(task, "data", None)
+            if builtin is not None:
+                self.data = str(builtin)
+            elif task.hub is None:
+                raise ValueError(f"no data given for task {self.task!r} (it has no hub dataset)")
         if not self.preset:
             raise ValueError("no preset given: name the frozen T5 model to prompt")
         return self

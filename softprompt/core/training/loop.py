@@ -25,7 +25,15 @@ a checkpoint (product, ``best*``, ``metrics.jsonl``, resume state, commit;
 (`TrainingDiverged`, the last good checkpoint untouched), at early stopping,
 or on Ctrl-C (the current step finishes and is checkpointed); ``curve.png``
 at the end. A resumed run restores the product and the state of the last
-committed step and computes what an uninterrupted run computes.
+committed step (or of the step the caller checked, `start`: the last complete
+one when the committed one is unreadable, see
+`softprompt.core.training.checkpoint_recovery`) and computes what an
+uninterrupted run computes. A write that fails for lack of space ends the run
+with `softprompt.core.io.disk_space.DiskFull`, the last committed checkpoint
+intact. The caller holds the run folder (`softprompt.core.io.run_lock`).
+
+A job may also say ``resume_hint``: how the user continues the run (named when
+the disk is full).
 
 Example:
     >>> job = TaskJob(config, dist, echo=print)
@@ -34,14 +42,10 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
-import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -52,11 +56,14 @@ import numpy as np
 from keras import ops
 
 from softprompt import backends
-from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.atomic import append_line, atomic_write
+from softprompt.core.io.disk_space import DiskFull, is_full
 from softprompt.core.training import callbacks as cb
 from softprompt.core.training import state as train_state
 from softprompt.core.training.config import TrainingDiverged, TrainResult
+from softprompt.core.training.products import array_bytes
 from softprompt.core.training.run_dir import CONFIG, METRICS, truncate_jsonl, versions
+from softprompt.core.training.run_parts import dtype_policy, graceful_interrupt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,27 +82,6 @@ class Schedule:
     early_stopping: int | None = None
 
 
-@contextlib.contextmanager
-def graceful_interrupt():
-    """The first Ctrl-C asks the loop to stop after the current step; a second one aborts."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-        print("\nstopping after this step (Ctrl-C again to abort)", file=sys.stderr, flush=True)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 class Run:
     """One training run of a job: the step loop, evaluations, checkpoints, resume and logs.
 
@@ -104,6 +90,8 @@ class Run:
         job: what trains (see the module's docs).
         schedule: `Schedule`.
         resume: continue from the last committed checkpoint in `out`.
+        start: with `resume`, the checked step to continue from (default: the committed
+            one; `softprompt.core.training.run_dir.check_resume` returns it).
         callbacks: extra keras callbacks; ``model.stop_training = True`` stops
             after the current step, with a checkpoint.
         progress: show the progress bar (on stderr, or on the given stream).
@@ -112,7 +100,8 @@ class Run:
     """
 
     def __init__(self, out, job, schedule: Schedule, *, resume: bool = False,
-                 callbacks: Sequence = (), progress=True, echo=None, dist=None):
+                 start: int | None = None, callbacks: Sequence = (), progress=True, echo=None,
+                 dist=None):
         self.out = Path(out)
         self.job = job
         self.model = job.model
@@ -127,6 +116,8 @@ class Run:
         self.losses_since_eval: list[float] = []
         self.loss: float | None = None
         self.committed: int | None = None
+        self.start = start
+        self.checkpointing: int | None = None  # the step whose checkpoint is being written
         if resume:
             self._restore()
         self._write_config(resume)
@@ -134,9 +125,8 @@ class Run:
 
     # -------------------------------------------------------------- set-up
     def _restore(self) -> None:
-        """Load the last committed checkpoint: product (weights), then the resume state."""
-        record = train_state.latest(self.out)
-        step = int(record["step"])
+        """Load the checkpoint to continue from: product (weights), then the resume state."""
+        step = self.start if self.start is not None else int(train_state.latest(self.out)["step"])
         self.job.product.restore(step)
         state = train_state.restore_state(self.out, step, self.model)
         expected = self.job.stream.state(step)["fingerprint"]
@@ -175,7 +165,7 @@ class Run:
                 **self.job.config_record(),
                 "versions": versions(),
                 "backend": backends.name(),
-                "dtype_policy": keras.config.dtype_policy().name,
+                "dtype_policy": dtype_policy(),
                 "distribution": repr(self.dist),
                 "devices": [d.name for d in backends.current().devices()],
                 "command": sys.argv,
@@ -205,6 +195,7 @@ class Run:
 
     def checkpoint(self, step: int, metrics: dict | None) -> None:
         """Save the product, update best and metrics.jsonl, save the resume state, commit."""
+        self.checkpointing = step
         improved = False
         if metrics is not None:
             improved = self._better(metrics[self.job.metric])
@@ -216,6 +207,7 @@ class Run:
             self.last_metrics = metrics
         if not self.chief:
             self.committed = step
+            self.checkpointing = None
             self.dist.barrier()
             return
         product = self.job.product
@@ -226,10 +218,7 @@ class Run:
             loss = float(np.mean(self.losses_since_eval)) if self.losses_since_eval else None
             line = {"step": step, **metrics, "train_loss": loss, "best": improved,
                     "time": time.time()}
-            with open(self.out / METRICS, "a") as f:
-                f.write(json.dumps(line) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_line(self.out / METRICS, json.dumps(line))
         record = {
             "data": self.job.stream.state(step),
             "best": list(self.best) if self.best else None,
@@ -239,13 +228,43 @@ class Run:
         }
         train_state.save_state(self.out, step, self.model, record)
         train_state.commit(self.out, step, product=product.path(step).name, metrics=metrics)
-        train_state.prune(self.out, step)
-        product.prune({step, self.best[1] if self.best else None})
+        kept = train_state.prune(self.out, step)  # and the complete checkpoint before it
+        product.prune(kept | {self.best[1] if self.best else None})
         self.committed = step
+        self.checkpointing = None
         self.dist.barrier()
+
+    def checkpoint_bytes(self) -> int:
+        """About how many bytes one checkpoint adds: the product (twice when the best is
+        copied), the resume state."""
+        variables = [v for group in train_state.resume_variables(self.model).values()
+                     for v in group]
+        state = array_bytes(variables) + 256 * len(variables) + 16384  # + zip entries, record
+        copies = 2 if self.job.keeps_best else 1
+        return copies * self.job.product.nbytes() + state
+
+    def _disk_full(self) -> DiskFull:
+        kept = (f"the checkpoint of step {self.committed} is intact" if self.committed
+                else "no checkpoint had been committed yet")
+        what = (f"the checkpoint of step {self.checkpointing}" if self.checkpointing
+                else f"the logs of step {self.step}")
+        hint = getattr(self.job, "resume_hint", "--resume")
+        return DiskFull.when_writing(
+            train_state.checkpoint_dir(self.out), what, self.checkpoint_bytes(),
+            f"{kept}: free some space, then continue with: {hint}" if self.committed
+            else f"{kept}: free some space and start again")
 
     # -------------------------------------------------------------- loop
     def run(self) -> TrainResult:
+        """Train to the end; a write that fails for lack of space becomes `DiskFull`."""
+        try:
+            return self._run()
+        except OSError as err:
+            if not is_full(err):
+                raise
+            raise self._disk_full() from None
+
+    def _run(self) -> TrainResult:
         schedule = self.schedule
         model = self.model
         stopped = "completed"
@@ -299,6 +318,8 @@ class Run:
         try:
             cb.draw_curve(self.out, self.job.metric, title=getattr(self.job, "title", None))
         except Exception as err:  # noqa: BLE001 - a plot must never hide the run's outcome
+            if is_full(err):
+                return  # the run's error says that the disk is full
             warnings.warn(f"could not draw {self.out / 'curve.png'}: {err}", stacklevel=2)
 
     def _diverged_message(self, loss: float) -> str:

@@ -8,12 +8,16 @@ what it writes at a checkpoint depends on what trained:
   and ``best.npy``. Every step's file is kept (they are small).
 - `PresetFiles` (model tuning, LM adaptation): ``checkpoints/step-N/``, a
   keras-hub preset (backbone + tokenizer) with the same record in
-  ``softprompt.json`` (`softprompt.core.io.presets.training_record`), and
+  ``softprompt.json`` (`softprompt.core.interop.presets.training_record`), and
   ``best/``. Only the committed step's and the best step's presets are kept.
 
 The product holds the trained weights; the optimizer's state, the dropout
 seeds and the loop's counters are the resume state (`softprompt.core.training.state`).
 A resume restores both. Every write is atomic (a file or a whole directory).
+Before a resume builds anything, ``check(out, step)`` reads a step's product
+the way the restore will (`softprompt.core.training.checkpoint_recovery`), and
+``prune`` keeps the steps the loop names: the committed one, the complete one
+before it (the fallback for an unreadable checkpoint) and the best.
 
 Example:
     >>> product = PresetFiles("runs/mt", model.backbone, model.tokenizer)
@@ -27,8 +31,11 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
+from softprompt.core.interop.presets import TRAINING_FILE
 from softprompt.core.io.atomic import atomic_directory
-from softprompt.core.io.presets import TRAINING_FILE
+from softprompt.core.io.json_files import read_directory_json
 from softprompt.core.io.prompt_files import load_prompt, save_prompt
 from softprompt.core.training.state import checkpoint_dir, prompt_path
 
@@ -45,14 +52,29 @@ class PromptFiles:
         self.out = Path(out)
         self.model = model
 
+    @staticmethod
+    def saved(out, step: int) -> Path:
+        """Where the product of `step` lies in the run directory `out`."""
+        return prompt_path(out, step)
+
+    @classmethod
+    def check(cls, out, step: int) -> None:
+        """Read the prompt file of `step` (and its sidecar); `ValueError` or
+        `FileNotFoundError` naming the file when it does not read."""
+        load_prompt(cls.saved(out, step))
+
     def path(self, step: int) -> Path:
-        return prompt_path(self.out, step)
+        return self.saved(self.out, step)
 
     def save(self, step: int, record: dict) -> Path:
         return self.model.save_prompt(self.path(step), **record)
 
     def restore(self, step: int) -> None:
         self.model.load_prompt(str(self.path(step)))
+
+    def nbytes(self) -> int:
+        """About how many bytes one product adds on disk: the array, its header and sidecar."""
+        return array_bytes([self.model.prompt.embeddings]) + 4096
 
     def copy_best(self, step: int) -> None:
         array, meta = load_prompt(self.path(step))
@@ -80,8 +102,21 @@ class PresetFiles:
         self.tokenizer = tokenizer
         self.record_file = record_file
 
+    @staticmethod
+    def saved(out, step: int) -> Path:
+        """Where the product of `step` lies in the run directory `out`."""
+        return checkpoint_dir(out) / f"step-{int(step)}"
+
+    @classmethod
+    def check(cls, out, step: int) -> None:
+        """Read the preset of `step` (its config and every weight array); `ValueError` or
+        `FileNotFoundError` naming the file when it does not read."""
+        folder = cls.saved(out, step)
+        read_directory_json(folder, "config.json", "keras-hub preset")
+        check_weights(folder / WEIGHTS_FILE)
+
     def path(self, step: int) -> Path:
-        return checkpoint_dir(self.out) / f"step-{int(step)}"
+        return self.saved(self.out, step)
 
     def save(self, step: int, record: dict) -> Path:
         return write_preset(self.path(step), self.backbone, self.tokenizer,
@@ -93,6 +128,10 @@ class PresetFiles:
             raise FileNotFoundError(f"checkpoint {weights} is missing: cannot resume exactly")
         self.backbone.load_weights(str(weights))
 
+    def nbytes(self) -> int:
+        """About how many bytes one product adds on disk: the weights, the tokenizer, configs."""
+        return array_bytes(self.backbone.weights) + (1 << 20)
+
     def copy_best(self, step: int) -> None:
         with atomic_directory(self.out / self.best_name) as tmp:
             shutil.copytree(self.path(step), tmp, dirs_exist_ok=True)
@@ -103,6 +142,31 @@ class PresetFiles:
         for path in checkpoint_dir(self.out).glob("step-*"):
             if path.is_dir() and path.name not in keep:
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def array_bytes(variables) -> int:
+    """The bytes of the values of `variables` (anything with ``shape`` and ``dtype``)."""
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
+
+def check_weights(path: Path) -> None:
+    """Read every array of a keras weights file; `ValueError` naming it when one does not read
+    (`FileNotFoundError` when it is missing)."""
+    import h5py
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing")
+
+    def read(name, item):
+        if isinstance(item, h5py.Dataset):
+            item[()]
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(read)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        reason = " ".join(str(err).split())
+        raise ValueError(f"{path} is not a readable weights file ({reason})") from None
 
 
 def write_preset(out, backbone, tokenizer, files: dict | None = None) -> Path:

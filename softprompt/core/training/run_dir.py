@@ -22,8 +22,11 @@ import numpy as np
 
 from softprompt import __version__, backends
 from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.run_lock import check_free
 from softprompt.core.training import state as train_state
+from softprompt.core.training.checkpoint_recovery import resume_step
 from softprompt.core.training.config import RESUMABLE_CHANGES
+from softprompt.core.training.products import PromptFiles
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -34,11 +37,12 @@ def check_out(out, resume: bool) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} exists and is not a directory")
+    check_free(out)  # a run in progress: say so, whatever else the folder holds
     has_run = (out / CONFIG).is_file()
     if resume:
         if not has_run:
             raise FileNotFoundError(f"nothing to resume in {out} (no {CONFIG})")
-        if train_state.latest(out) is None:
+        if not (train_state.checkpoint_dir(out) / train_state.LATEST).is_file():
             raise FileNotFoundError(
                 f"nothing to resume in {out}: no checkpoint was committed yet "
                 "(start again without --resume, into an empty directory)"
@@ -51,13 +55,16 @@ def check_out(out, resume: bool) -> Path:
     return out
 
 
-def check_resume(config, out: Path, resumable=RESUMABLE_CHANGES) -> None:
-    """Raise unless `config` may continue the run in `out`: only the options named in
-    `resumable` (and where the run lives: ``out``, ``workdir``) may differ, and ``steps``
-    may not fall below the committed checkpoint's step.
+def check_resume(config, out: Path, resumable=RESUMABLE_CHANGES, *, product=PromptFiles,
+                 from_last_good: bool = False, echo=print, writer: bool = True) -> int:
+    """The step a resume of the run in `out` starts from (`resume_step`, its files read
+    with `product`'s check); raises unless `config` may continue the run: only the options
+    named in `resumable` (and where the run lives: ``out``, ``workdir``) may differ, and
+    ``steps`` may not fall below that step.
 
     `config` is any options object with ``to_dict()`` and ``steps`` (`TrainConfig`,
-    `softprompt.core.pretraining.adapt.AdaptConfig`).
+    `softprompt.core.pretraining.adapt.AdaptConfig`); `writer`: whether this process may
+    commit a fallback checkpoint (the others of a distributed run only read).
     """
     saved = read_run_config(out)
     mine = config.to_dict()
@@ -68,10 +75,10 @@ def check_resume(config, out: Path, resumable=RESUMABLE_CHANGES) -> None:
             f"--resume continues the run in {out} with its own options; these differ: "
             + ", ".join(f"{k} ({saved.get(k)!r} there, {mine.get(k)!r} now)" for k in changed)
         )
-    committed = train_state.latest(out)
-    if committed is not None and config.steps < committed["step"]:
-        raise ValueError(f"--steps {config.steps} is below the checkpoint's step "
-                         f"{committed['step']}")
+    committed = resume_step(out, from_last_good, echo, commit=writer, product=product)
+    if config.steps < committed:
+        raise ValueError(f"--steps {config.steps} is below the checkpoint's step {committed}")
+    return committed
 
 
 def create_out(out) -> Path:
@@ -93,9 +100,12 @@ def read_run_config(out) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"nothing to resume in {out} (no {CONFIG})")
     try:
-        return json.loads(path.read_text())["options"]
-    except (json.JSONDecodeError, KeyError):
-        raise ValueError(f"{path} is not a softprompt run configuration") from None
+        options = json.loads(path.read_bytes().decode())["options"]
+    except (ValueError, KeyError, TypeError, RecursionError):  # not UTF-8, not JSON, no options
+        options = None
+    if not isinstance(options, dict):
+        raise ValueError(f"{path} is not a softprompt run configuration")
+    return options
 
 
 def truncate_jsonl(path: Path, step: int) -> None:

@@ -16,6 +16,9 @@ Each file is written atomically (temporary file + rename), and ``latest.json``
 only names a step whose files are complete, so an interrupted write leaves the
 previous checkpoint in force. Resuming reads ``latest.json`` and ignores any
 newer, uncommitted files (they are overwritten when the run gets there again).
+The state of the checkpoint before the committed one is kept too (`prune`): if
+a file of the committed one is found unreadable, a resume can start from it
+(`softprompt.core.training.checkpoint_recovery`).
 
 Example:
     >>> save_state(out, 300, model, {"best": 71.2})
@@ -33,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from softprompt.core.io.atomic import atomic_write
+from softprompt.core.io.numpy_files import read_npz
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"
@@ -91,8 +95,8 @@ def latest(out) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
+        return json.loads(path.read_bytes().decode())
+    except (ValueError, RecursionError):  # not UTF-8, not JSON
         raise ValueError(f"{path} is not valid JSON: the checkpoint record is damaged") from None
 
 
@@ -101,8 +105,7 @@ def restore_state(out, step: int, model) -> dict:
     path = state_path(out, step)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint state {path} is missing: cannot resume exactly")
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    arrays = read_npz(path)  # never np.load: its refusal of a damaged file suggests pickles
     record = json.loads(arrays.pop("record").tobytes().decode())
     for group, variables in resume_variables(model).items():
         saved = record["variables"].get(group, [])
@@ -122,11 +125,27 @@ def restore_state(out, step: int, model) -> dict:
     return record
 
 
-def prune(out, keep: int) -> None:
-    """Delete state files other than the one of step `keep` (prompt files stay)."""
-    for path in checkpoint_dir(out).glob("state-*.npz"):
-        if path.name != state_path(out, keep).name:
+def saved_steps(out) -> list[int]:
+    """The steps that have a state file, newest first."""
+    numbers = (p.name[len("state-"):-len(".npz")] for p in checkpoint_dir(out).glob("state-*.npz"))
+    return sorted((int(n) for n in numbers if n.isascii() and n.isdigit()), reverse=True)
+
+
+def prune(out, keep: int) -> set[int]:
+    """Delete state files but those of step `keep` and of the newest step before it; return
+    the steps kept.
+
+    The one before is the fallback when a file of `keep` turns out unreadable
+    (`softprompt.core.training.checkpoint_recovery`); the run's product keeps the
+    same steps (`softprompt.core.training.products`).
+    """
+    steps = saved_steps(out)
+    older = [s for s in steps if s < keep]
+    kept = {int(keep), *older[:1]}
+    for step in steps:
+        if step not in kept:
             try:
-                os.unlink(path)
+                os.unlink(state_path(out, step))
             except FileNotFoundError:
                 pass
+    return kept

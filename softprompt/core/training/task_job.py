@@ -103,6 +103,12 @@ def check_metric(task, examples, metric: str | None) -> str:
     return metric
 
 
+def product_type(config: TrainConfig) -> type:
+    """What a checkpoint of `config`'s method writes: `PromptFiles` or `PresetFiles`
+    (its class, so a resume checks the files before anything is built)."""
+    return PresetFiles if get_method(config.method).product == "preset" else PromptFiles
+
+
 def parameter_count(variables) -> int:
     return int(sum(int(np.prod(v.shape)) for v in variables))
 
@@ -129,10 +135,11 @@ class TaskJob:
         train_examples = self._read_task()
         self._build_model()
         self._make_stream(train_examples)
-        if self.method.product == "preset":
+        if product_type(config) is PresetFiles:
             self.product = PresetFiles(self.out, self.model.backbone, self.model.tokenizer)
         else:
             self.product = PromptFiles(self.out, self.model)
+        self.resume_hint = f"softprompt train --out {self.out} --resume"
 
     # -------------------------------------------------------------- set-up
     def _read_task(self) -> list:
@@ -141,7 +148,8 @@ class TaskJob:
         self.task = tasks.get(config.task, **config.task_args)
         train_examples = self.task.train_examples(self.task.read(config.data, "train"))
         if not train_examples:
-            raise ValueError(f"task {config.task!r} has no training examples in {config.data}")
+            where = config.data or self.task.hub.label
+            raise ValueError(f"task {config.task!r} has no training examples in {where}")
         self.dev = self.task.read(config.data, config.eval_split)
         self.metric = check_metric(self.task, self.dev, config.metric)
         return train_examples

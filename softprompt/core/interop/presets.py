@@ -1,7 +1,7 @@
 """Where a preset name points: keras-hub names, local dirs, and presets shipped with softprompt.
 
 A preset converted from a Hugging Face checkpoint (`softprompt.core.interop.hf_t5`)
-records where it came from in ``conversion.json`` (`conversion_record`); a model-tuned
+records where it came from in ``conversion.json`` (`hf_t5.conversion_record`); a model-tuned
 preset how it was trained and evaluated in ``softprompt.json`` (`training_record`).
 The larger members of the embedded family (``softprompt_small``, ``softprompt_base``)
 are built into softprompt's cache (`cache_dir`) and resolve by name from there.
@@ -10,31 +10,23 @@ Example:
     >>> resolve_preset("softprompt_tiny")   # a directory inside the installed package
     >>> resolve_preset("softprompt_base")   # built into the cache by build_embedded.py
     >>> resolve_preset("./my_preset")       # a local directory, checked to exist
+    >>> resolve_preset("hf://google/t5-base-lm-adapt")  # a Hugging Face T5, converted once
     >>> resolve_preset("t5_base_multi")     # left to keras-hub (built-in / kaggle:// / hf://)
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+from softprompt.core.interop.cache import cache_dir
+from softprompt.core.io.json_files import read_object_or_nothing
+
 PACKAGE_PRESETS = Path(__file__).resolve().parents[2] / "presets"
-#: Written into a converted preset directory beside keras-hub's files.
-CONVERSION_FILE = "conversion.json"
 #: Written into a model-tuned preset: how it was trained and evaluated.
 TRAINING_FILE = "softprompt.json"
 #: The names of softprompt's own presets (shipped or built into the cache).
 OWN_PREFIX = "softprompt_"
-
-
-def cache_dir() -> Path:
-    """softprompt's cache: ``$SOFTPROMPT_CACHE``, else ``$XDG_CACHE_HOME/softprompt``, else
-    ``~/.cache/softprompt``. Presets built on demand lie in its ``presets/``."""
-    if os.environ.get("SOFTPROMPT_CACHE"):
-        return Path(os.environ["SOFTPROMPT_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "softprompt"
 
 
 def embedded_presets() -> dict[str, Path]:
@@ -60,13 +52,23 @@ def _keras_hub_names() -> set[str]:
 def resolve_preset(preset: str | os.PathLike) -> str:
     """Return what to hand keras-hub's ``from_preset`` for `preset`.
 
+    A Hugging Face T5 (``hf://ORG/NAME`` or a transformers folder) becomes the
+    keras-hub preset converted from it in softprompt's cache
+    (`softprompt.core.interop.hf_hub.resolve_hf_t5`).
+
     Raises `FileNotFoundError` (one line) for a local path that does not exist
-    or is not a preset directory.
+    or is not a preset directory, `ValueError` for a Hugging Face checkpoint
+    that cannot be fetched or is not a T5.
     """
+    from softprompt.core.interop.hf_hub import resolve_hf_t5
+
     text = str(preset)
     embedded = embedded_presets()
     if text in embedded:
         return str(embedded[text])
+    converted = resolve_hf_t5(text)
+    if converted is not None:
+        return str(converted)
     if "://" in text or text in _keras_hub_names():
         return text
     path = Path(text).expanduser()
@@ -86,11 +88,6 @@ def resolve_preset(preset: str | os.PathLike) -> str:
     return str(path)
 
 
-def conversion_record(preset: str | os.PathLike) -> dict:
-    """The ``conversion.json`` of a converted preset directory ({} when there is none)."""
-    return _record(Path(preset) / CONVERSION_FILE)
-
-
 def training_record(preset: str | os.PathLike) -> dict:
     """The ``softprompt.json`` of a model-tuned preset ({} when there is none).
 
@@ -98,13 +95,4 @@ def training_record(preset: str | os.PathLike) -> dict:
         >>> training_record("runs/mt/best")["metrics"]
         {'accuracy': 71.5, 'f1_multiclass': 70.9}
     """
-    return _record(Path(preset) / TRAINING_FILE)
-
-
-def _record(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}
+    return read_object_or_nothing(preset, TRAINING_FILE)
