@@ -2,6 +2,7 @@
 
     attention_core   T5's attention core in each backend, written four ways, forward + gradient
     jax_products     JAX's train step with the adapter's products vs autodiff's and plain ones
+    bf16_units       which matrix kernels bfloat16 reaches per framework, its peak vs float32
     allocator        large outputs with glibc's default mmap policy vs freed memory kept
     profile_step     torch's profiler on our train step (or ensemble pass) beside PEFT's
     learning_bar     how prompt tuning learns the built-in task: vs the instruction,

@@ -37,6 +37,7 @@ Deliberate differences from T5:
 
 from __future__ import annotations
 
+import json
 import re
 
 from softprompt.tasks import metrics, readers
@@ -156,9 +157,9 @@ class MultiRC(ClassificationTask):
                         "answer": readers.field(a, "text", where, str, ap),
                         "label": self._label(a, "label", where, split, prefix=ap),
                         "idx": {
-                            "paragraph": record.get("idx", where),
-                            "question": q.get("idx", qi),
-                            "answer": a.get("idx", ai),
+                            "paragraph": _optional_id(record, where, where, "idx"),
+                            "question": _optional_id(q, qi, where, f"{qp}idx"),
+                            "answer": _optional_id(a, ai, where, f"{ap}idx"),
                         },
                     }
                 )
@@ -174,8 +175,24 @@ class MultiRC(ClassificationTask):
         return metrics.multirc([_question_key(ex) for ex in examples], golds, predictions)
 
 
+def _optional_id(record: dict, default, where: str, name: str) -> int | str:
+    """``record["idx"]`` (or ``default``): an integer or a string, as MultiRC's ids are."""
+    value = record.get("idx", default)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{where}: field {name!r} must be an integer or a string, "
+                         f"found {type(value).__name__}")
+    return value
+
+
 def _question_key(example: Example) -> tuple:
+    """The question an answer-option belongs to: its ids, or its paragraph and question text."""
     idx = example.get("idx")
     if isinstance(idx, dict) and "question" in idx:
-        return ("idx", idx.get("paragraph"), idx["question"])
-    return ("text", example.get("paragraph"), example.get("question"))
+        key = ("idx", idx.get("paragraph"), idx["question"])
+    else:
+        key = ("text", example.get("paragraph"), example.get("question"))
+    try:
+        hash(key)
+    except TypeError:  # ids of another JSON type in a saved dataset: compare them as JSON
+        key = tuple(json.dumps(part, sort_keys=True, default=str) for part in key)
+    return key

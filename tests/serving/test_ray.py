@@ -1,5 +1,6 @@
 """The Ray Serve deployment: two replicas of the embedded model on a local Ray instance
-answer as ``softprompt predict`` does (skipped without ``softprompt[ray]``)."""
+answer as ``softprompt predict`` does. Run once per suite, by ``nox -s serving-ray``;
+skipped where ``ray[serve]`` is not installed (it comes with ``softprompt[all]``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from serving_helpers import TASKS, config, free_port, inputs, offline_predict
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
+pytestmark = pytest.mark.ray
 
 NAMES = list(TASKS)
 
