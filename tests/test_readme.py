@@ -44,7 +44,7 @@ NOT_RUN_HERE = {
 }
 #: commands and pages the README and docs/ link that another branch brings; remove once merged
 PENDING: set[str] = set()
-PENDING_PAGES = {"docs/comparison.png"}  # the family comparison's figure (its run fills the page)
+PENDING_PAGES: set[str] = set()  # pages a doc may link before they exist (none now)
 #: shell lines outside softprompt that the README may use, and what happens to them
 SHELL = ("bash", "sh")  # the fenced blocks that hold commands
 HELPERS = {"echo", "mkdir", "cp"}  # run in the scratch folder

@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import re
@@ -263,10 +264,21 @@ def run_trained_cell(train_config, progress=False, echo=print) -> dict:
     if result.stopped == "interrupted":
         raise KeyboardInterrupt
     counts = json.loads((where / CONFIG).read_text())["resolved"]["parameters"]
+    seconds = _training_seconds(where)
     return {"metric": result.metric, "score": float(result.best_score),
             "best_step": result.best_step, "steps": result.step,
             "frozen_parameters": counts["backbone"], "trained_parameters": counts["trained"],
-            "seconds": round(time.perf_counter() - t0, 1)}
+            "seconds": round(time.perf_counter() - t0 if seconds is None else seconds, 1)}
+
+
+def _training_seconds(run: Path) -> float | None:
+    """The run's own clock, which adds up over resumes: the last ``elapsed_s`` of train.csv."""
+    try:
+        with open(run / "train.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        return float(rows[-1]["elapsed_s"]) if rows else None
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
 
 
 def run_design_cell(config: CompareConfig, preset: str, seed: int) -> dict:
