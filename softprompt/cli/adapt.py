@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import click
 
 from softprompt.cli.common import backend_option, user_errors
+from softprompt.core.pretraining import scratch
+from softprompt.core.pretraining.adapt_config import (
+    DEFAULT_LR,
+    OPTIMIZERS,
+    VOCAB_MODELS,
+    AdaptConfig,
+)
+
+#: Every option's default, from `AdaptConfig` (the library decides, the command shows it).
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(AdaptConfig)
+            if f.default is not dataclasses.MISSING}
+
+
+def adapt_option(name: str, **kwargs):
+    """A ``--name`` option for the `AdaptConfig` field `name`, with the field's default."""
+    default = DEFAULTS[name]
+    return click.option("--" + name.replace("_", "-"), default=default,
+                        show_default=default is not None, **kwargs)
 
 
 def _config_value(text: str | None):
@@ -22,32 +41,30 @@ def _config_value(text: str | None):
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--preset", default=None, help="The T5 preset to adapt (name or directory).")
 @click.option("--from-config", "from_config", default=None,
-              help="Start from random weights instead: tiny, small, t5-small, test, or a JSON "
-                   "object of T5Backbone sizes; a vocabulary is trained on the corpus.")
-@click.option("--style", default="t5.1.1", show_default=True,
+              help=f"Start from random weights instead: {', '.join(scratch.CONFIGS)}, or a "
+                   "JSON object of T5Backbone sizes; a vocabulary is trained on the corpus.")
+@adapt_option("style", type=click.Choice(list(scratch.STYLES)),
               help="With --from-config: t5.1.1 (gated GELU, untied) or t5.1.0 (relu, tied).")
-@click.option("--vocab-size", default=1000, show_default=True, type=int,
+@adapt_option("vocab_size", type=int,
               help="With --from-config: sentencepiece pieces to train (at most).")
-@click.option("--vocab-model", type=click.Choice(["unigram", "bpe"]), default="unigram",
-              show_default=True, help="With --from-config: sentencepiece algorithm.")
+@adapt_option("vocab_model", type=click.Choice(list(VOCAB_MODELS)),
+              help="With --from-config: sentencepiece algorithm.")
 @click.option("--corpus", "corpus", multiple=True, required=True,
               help="A corpus file (repeat for a mixture): text lines, or JSONL with "
                    '{"text"} or {"inputs", "targets"} records.')
-@click.option("--steps", default=10000, show_default=True, type=int, help="Optimizer steps.")
-@click.option("--batch-size", default=64, show_default=True, type=int)
-@click.option("--optimizer", type=click.Choice(["adam", "adafactor"]), default="adam",
-              show_default=True)
-@click.option("--lr", default=None, type=float,
-              help="Peak learning rate (default: 2e-3 for adam, 1e-2 for adafactor).")
-@click.option("--warmup-steps", default=None, type=int,
+@adapt_option("steps", type=int, help="Optimizer steps.")
+@adapt_option("batch_size", type=int)
+@adapt_option("optimizer", type=click.Choice(list(OPTIMIZERS)))
+@adapt_option("lr", type=float, help="Peak learning rate (default: "
+              + ", ".join(f"{lr:g} for {name}" for name, lr in DEFAULT_LR.items()) + ").")
+@adapt_option("warmup_steps", type=int,
               help="Linear warm-up steps, then 1/sqrt decay (default: min(1000, steps/10)).")
-@click.option("--max-input-length", default=128, show_default=True, type=int)
-@click.option("--max-target-length", default=64, show_default=True, type=int)
-@click.option("--dropout", default=None, type=float,
+@adapt_option("max_input_length", type=int)
+@adapt_option("max_target_length", type=int)
+@adapt_option("dropout", type=float,
               help="Dropout while training (default: the preset's; 0 from a config).")
-@click.option("--eval-every", default=500, show_default=True, type=int,
-              help="Steps between held-out evaluations and checkpoints.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@adapt_option("eval_every", type=int, help="Steps between held-out evaluations and checkpoints.")
+@adapt_option("seed", type=int)
 @click.option("--out", required=True, help="The preset directory to write.")
 @click.option("--workdir", default=None,
               help="Run directory: logs, checkpoints (default: OUT.adapt).")
@@ -73,7 +90,6 @@ def adapt(preset, from_config, style, vocab_size, vocab_model, corpus, steps, ba
         softprompt adapt --from-config tiny --vocab-size 2000 --corpus path/to/text.txt \\
             --corpus path/to/tasks.jsonl --steps 5000 --out my-tiny-t5
     """
-    from softprompt.core.pretraining.adapt import AdaptConfig
     from softprompt.core.pretraining.adapt import adapt as run_adapt
 
     config = AdaptConfig(
