@@ -61,7 +61,7 @@ def step_products(*, batch, prompt_length, input_length, target_length, hidden_d
         f(rows, d, ff, 2 if gated else 1)
         f(rows, ff, d)
 
-    for layer in range(num_layers):  # forward
+    for _ in range(num_layers):  # forward
         dense(b * s, d, inner, 3)
         attention(s, s)
         dense(b * s, inner, d)
