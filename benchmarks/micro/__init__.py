@@ -5,6 +5,8 @@
     bf16_units       which matrix kernels bfloat16 reaches per framework, its peak vs float32
     allocator        large outputs with glibc's default mmap policy vs freed memory kept
     profile_step     torch's profiler on our train step (or ensemble pass) beside PEFT's
+    step_bound       the train step's matrix products alone, each timed on its own: how
+                     fast any implementation could be, against PEFT's step
     learning_bar     how prompt tuning learns the built-in task: vs the instruction,
                      initializers, prompt lengths (the embedded model's documentation)
 

@@ -151,10 +151,24 @@ def test_each_reference_result_matches_its_tables():
 
 def test_every_micro_benchmark_has_help():
     for name in ("attention_core", "jax_products", "allocator", "profile_step",
-                 "learning_bar"):
+                 "learning_bar", "step_bound"):
         done = subprocess.run([sys.executable, "-m", f"benchmarks.micro.{name}", "--help"],
                               cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, (name, done.stderr[-2000:])
+
+
+@pytest.mark.parametrize("gated,layers,kv", [(False, 6, 64), (True, 3, 32), (False, 1, 16)])
+def test_step_bound_times_exactly_the_counted_products(gated, layers, kv):
+    """The bound's list of products has the FLOPs of the step's honest count, no more."""
+    from benchmarks.harness.flops import step_flops
+    from benchmarks.micro.step_bound import product_flops, step_products
+
+    shape = dict(batch=8, prompt_length=100, input_length=128, target_length=8,
+                 hidden_dim=512, num_layers=layers, num_heads=8, key_value_dim=kv,
+                 intermediate_dim=2048, vocabulary_size=32128, gated=gated)
+    products = step_products(**shape)
+    assert product_flops(products) == step_flops(**shape)["step"]
+    assert min(products.values()) >= 1
 
 
 def test_bad_backend_is_a_usage_error():

@@ -95,6 +95,28 @@ def lm_head(backbone, hidden_states):
     return logits
 
 
+def relative_position_bias(layer, query_length, key_length, query_start_index=0):
+    """keras-hub ``T5MultiHeadAttention.compute_bias``, gathered heads-first.
+
+    The same values, ``(1, heads, query_length, key_length)``, from keras-hub's buckets; the
+    layer gathers ``(query, key, heads)`` and transposes, which leaves a strided tensor
+    that torch's attention kernel copies into a contiguous one in every layer, forward
+    and backward. Gathering from the transposed ``(heads, buckets)`` table gives the
+    contiguous layout directly.
+
+    Example:
+        >>> bias = relative_position_bias(encoder_layer.self_attention, 228, 228)
+    """
+    context = ops.arange(query_length)[:, None] + query_start_index
+    memory = ops.arange(key_length)[None, :]
+    buckets = layer._relative_position_bucket(
+        memory - context, bidirectional=not layer.is_decoder,
+        num_buckets=layer.relative_attention_buckets,
+        max_distance=layer.relative_attention_max_distance)
+    table = ops.transpose(ops.convert_to_tensor(layer.relative_attention_bias))  # (heads, buckets)
+    return ops.expand_dims(ops.take(table, buckets, axis=1), axis=0)
+
+
 def attention(layer, hidden_states, mask=None, key_value_states=None, position_bias=None,
               cache=None, cache_update_index=None, training=False):
     """keras-hub ``T5MultiHeadAttention.call`` with the faster attention core.
@@ -130,8 +152,8 @@ def attention(layer, hidden_states, mask=None, key_value_states=None, position_b
         if not layer.use_relative_attention_bias:
             position_bias = ops.zeros((1, heads, seq_length, key_length), layer.compute_dtype)
         else:
-            position_bias = layer.compute_bias(
-                seq_length, key_length,
+            position_bias = relative_position_bias(
+                layer, seq_length, key_length,
                 query_start_index=0 if cache_update_index is None else cache_update_index)
         if mask is not None:
             additive = (1.0 - ops.cast(mask[:, None, :, :], position_bias.dtype)) * -1e9
