@@ -37,7 +37,6 @@ Deliberate differences from T5:
 
 from __future__ import annotations
 
-import json
 import re
 
 from softprompt.tasks import metrics, readers
@@ -157,13 +156,23 @@ class MultiRC(ClassificationTask):
                         "answer": readers.field(a, "text", where, str, ap),
                         "label": self._label(a, "label", where, split, prefix=ap),
                         "idx": {
-                            "paragraph": _optional_id(record, where, where, "idx"),
-                            "question": _optional_id(q, qi, where, f"{qp}idx"),
-                            "answer": _optional_id(a, ai, where, f"{ap}idx"),
+                            "paragraph": _id(record.get("idx", where), where, "idx"),
+                            "question": _id(q.get("idx", qi), where, f"{qp}idx"),
+                            "answer": _id(a.get("idx", ai), where, f"{ap}idx"),
                         },
                     }
                 )
         return out
+
+    def _from_saved(self, row: dict, where: str, split: str) -> list[Example]:
+        """A hub row (one answer-option); its ``idx`` parts checked as the nested form's are."""
+        idx = row.get("idx")
+        if isinstance(idx, dict):
+            for part, value in idx.items():
+                _id(value, where, f"idx.{part}")
+        elif idx is not None:
+            _id(idx, where, "idx")
+        return super()._from_saved(row, where, split)
 
     def format(self, example: Example) -> tuple[str, str]:
         inputs, targets = super().format(example)
@@ -175,9 +184,8 @@ class MultiRC(ClassificationTask):
         return metrics.multirc([_question_key(ex) for ex in examples], golds, predictions)
 
 
-def _optional_id(record: dict, default, where: str, name: str) -> int | str:
-    """``record["idx"]`` (or ``default``): an integer or a string, as MultiRC's ids are."""
-    value = record.get("idx", default)
+def _id(value, where: str, name: str) -> int | str:
+    """`value` if it is an integer or a string, as MultiRC's ids are; else a one-line error."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"{where}: field {name!r} must be an integer or a string, "
                          f"found {type(value).__name__}")
@@ -188,11 +196,5 @@ def _question_key(example: Example) -> tuple:
     """The question an answer-option belongs to: its ids, or its paragraph and question text."""
     idx = example.get("idx")
     if isinstance(idx, dict) and "question" in idx:
-        key = ("idx", idx.get("paragraph"), idx["question"])
-    else:
-        key = ("text", example.get("paragraph"), example.get("question"))
-    try:
-        hash(key)
-    except TypeError:  # ids of another JSON type in a saved dataset: compare them as JSON
-        key = tuple(json.dumps(part, sort_keys=True, default=str) for part in key)
-    return key
+        return ("idx", idx.get("paragraph"), idx["question"])
+    return ("text", example.get("paragraph"), example.get("question"))

@@ -310,6 +310,21 @@ def test_nested_missing_field_names_the_json_path(write, one_line):
         tasks.get("multirc").read(path, "train")
 
 
+def test_multirc_ids_must_be_integers_or_strings_in_both_row_forms(write, one_line):
+    lines = [{"idx": [0], "passage": {"text": "t", "questions": [
+        {"question": "q", "answers": [{"text": "a", "label": 1}]}]}}]  # fmt: skip
+    path = write("MultiRC/train.jsonl", lines)
+    with pytest.raises(ValueError) as e:
+        tasks.get("multirc").read(path, "train")
+    assert one_line(e) == f"{path}, line 1: field 'idx' must be an integer or a string, found list"
+    flat = [{"paragraph": "p", "question": "q", "answer": "a", "label": 1,
+             "idx": {"paragraph": 0, "question": {"n": 1}, "answer": 0}}]
+    path = write("MultiRC/train.jsonl", flat)
+    with pytest.raises(ValueError) as e:
+        tasks.get("multirc").read(path, "train")
+    assert one_line(e).endswith("field 'idx.question' must be an integer or a string, found dict")
+
+
 def test_wrong_field_type(write):
     path = write("RTE/train.jsonl", [{"premise": 3, "hypothesis": "h", "label": "entailment"}])
     with pytest.raises(ValueError, match="line 1: field 'premise' must be a string, found int"):
