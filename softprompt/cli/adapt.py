@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import click
 
-from softprompt.cli.common import backend_option, user_errors
+from softprompt.cli.common import backend_option, config_option, user_errors
 from softprompt.core.pretraining import scratch
 from softprompt.core.pretraining.adapt_config import (
     DEFAULT_LR,
@@ -16,16 +15,10 @@ from softprompt.core.pretraining.adapt_config import (
     AdaptConfig,
 )
 
-#: Every option's default, from `AdaptConfig` (the library decides, the command shows it).
-DEFAULTS = {f.name: f.default for f in dataclasses.fields(AdaptConfig)
-            if f.default is not dataclasses.MISSING}
-
 
 def adapt_option(name: str, **kwargs):
     """A ``--name`` option for the `AdaptConfig` field `name`, with the field's default."""
-    default = DEFAULTS[name]
-    return click.option("--" + name.replace("_", "-"), default=default,
-                        show_default=default is not None, **kwargs)
+    return config_option(AdaptConfig, name, **kwargs)
 
 
 def _config_value(text: str | None):

@@ -172,11 +172,22 @@ def one_of(choices):
     return check
 
 
-def train_option(name: str, **kwargs):
-    """A ``--name`` option for the `TrainConfig` field `name`, with the field's default."""
-    default = TrainConfig.defaults()[name]
+def config_option(config, name: str, **kwargs):
+    """A ``--name`` option for the field `name` of the dataclass `config`, with its default.
+
+    Example:
+        >>> @config_option(AdaptConfig, "steps", type=int)   # --steps, default 10000
+    """
+    default = next(f.default for f in dataclasses.fields(config) if f.name == name)
+    if default is dataclasses.MISSING:
+        raise TypeError(f"{config.__name__}.{name} has no default to show")
     return click.option("--" + name.replace("_", "-"), default=default,
                         show_default=default is not None, **kwargs)
+
+
+def train_option(name: str, **kwargs):
+    """A ``--name`` option for the `TrainConfig` field `name`, with the field's default."""
+    return config_option(TrainConfig, name, **kwargs)
 
 
 def task_options(f):
