@@ -116,7 +116,8 @@ def test_backend_option_lets_its_framework_back_in():
 
 
 def test_keras_imported_first_warns():
-    code = "import keras, softprompt; from softprompt import backends; backends.current()"
+    """keras-hub (which loads TensorFlow, and through keras JAX) before softprompt: too late."""
+    code = "import keras_hub, softprompt; from softprompt import backends; backends.current()"
     done = subprocess.run([sys.executable, "-c", code], env=_env(True), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
