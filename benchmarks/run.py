@@ -81,7 +81,27 @@ def machine_info() -> dict:
             except Exception:  # noqa: BLE001
                 pass
     return {"cpu": cpu, "cpu_flags": " ".join(flags or []), "cores": os.cpu_count(),
-            "platform": platform.platform(), "versions": ", ".join(versions)}
+            "gpus": gpu_names(), "platform": platform.platform(),
+            "versions": ", ".join(versions)}
+
+
+def gpu_names() -> list[str]:
+    """The CUDA GPUs `nvidia-smi` lists (name, memory), or [] on a machine without one.
+
+    Asked of the driver's tool rather than a framework, so the coordinator imports none.
+    """
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total",
+                              "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
 
 
 def _load() -> str:

@@ -45,6 +45,8 @@ def header(results: dict) -> str:
     flags = machine.get("cpu_flags")
     if flags:
         text += f"; CPU flags: {flags}"
+    if machine.get("gpus"):
+        text += f"; GPU: {', '.join(machine['gpus'])}"
     if machine.get("versions"):
         text += f"; {machine['versions']}"
     return text

@@ -88,7 +88,7 @@ def lm_head(backbone, hidden_states):
         kernel = ops.transpose(ops.cast(embedding.embeddings, "float32"))
     else:
         kernel = ops.cast(embedding.reverse_embeddings, "float32")
-    logits = ops.matmul(hidden, kernel)
+    logits = matmul(hidden, kernel)
     if getattr(embedding, "logit_soft_cap", None) is not None:
         cap = embedding.logit_soft_cap
         logits = ops.multiply(ops.tanh(ops.divide(logits, cap)), cap)
