@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from softprompt.core.inference.batched import generate, score
 from softprompt.core.inference import decoding
+from softprompt.core.inference.batched import generate, score
 from softprompt.core.inference.decoding import greedy_tokens, score_tokens, top_token
 from softprompt.core.model.prompted_t5 import PromptedT5
 from softprompt.core.text import tokens
