@@ -10,8 +10,10 @@ and weights), with a faster attention core:
 - where no attention dropout is active, the backend adapter's own kernel when it has
   one for the dtype (`Adapter.attention_kernel`: torch's scaled-dot-product attention
   in float32; on a CPU, JAX's float32 core with a written-out backward pass);
-- for a single query (a cached decoding step), products summed over an axis in the
-  cache's own layout (`single_query_attention`), which copies no keys or values.
+- for a single query (a cached decoding step), the adapter's kernel for it
+  (`Adapter.single_query_kernel`: torch's fused one) or else products summed over an
+  axis in the cache's own layout (`single_query_attention`), which copies no keys or
+  values.
 
 The attention-core micro-benchmark in ``benchmarks/`` measures both against
 keras-hub's layer on the machine at hand.
@@ -150,14 +152,13 @@ def attention(layer, hidden_states, mask=None, key_value_states=None, position_b
     query = split(project(layer.query_projector, hidden_states))
     kv_inputs = hidden_states if key_value_states is None else key_value_states
     if cache is not None:
-        key_cache, value_cache = cache[:, 0, ...], cache[:, 1, ...]
-        if cache_update_index is None:
-            key, value = key_cache, value_cache
-        else:
-            start = [0, cache_update_index, 0, 0]
-            key = ops.slice_update(key_cache, start, split(project(layer.key_projector, kv_inputs)))
-            value = ops.slice_update(value_cache, start, split(project(layer.value_projector, kv_inputs)))
-            cache = ops.stack((key, value), axis=1)
+        if cache_update_index is not None:
+            # keys and values written into the stacked cache in one update (keras-hub
+            # updates each half and stacks them again: one more copy of the cache per step)
+            new = ops.stack((split(project(layer.key_projector, kv_inputs)),
+                             split(project(layer.value_projector, kv_inputs))), axis=1)
+            cache = ops.slice_update(cache, [0, 0, cache_update_index, 0, 0], new)
+        key, value = cache[:, 0, ...], cache[:, 1, ...]
     else:
         if cache_update_index is not None:
             raise ValueError("`cache_update_index` needs a `cache`")
@@ -194,7 +195,8 @@ def attention_core(query, key, value, position_bias, dropout=None, training=Fals
     """
     dropping = dropout is not None and training and dropout.rate > 0
     if not dropping and query.shape[1] == 1:
-        return single_query_attention(query, key, value, position_bias)
+        kernel = _adapter().single_query_kernel(query.dtype) or single_query_attention
+        return kernel(query, key, value, position_bias)
     kernel = None if dropping else _adapter().attention_kernel(query.dtype)
     if kernel is not None:
         return kernel(query, key, value, position_bias)
