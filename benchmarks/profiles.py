@@ -91,8 +91,8 @@ PROFILES = {
         eval_model=SMALL, eval_examples=32, eval_batch=16, eval_rounds=3,
         eval_max_length=512,
         serve_model=SMALL, serve_batch=16, serve_input_length=128, serve_rounds=3,
-        decode_model=SMALL, decode_batch=8, decode_input_length=128, decode_lengths=(8, 16),
-        decode_rounds=3,
+        decode_model=SMALL, decode_batch=8, decode_input_length=128,
+        decode_lengths=(8, 16, 32), decode_rounds=3,
     ),
     "full": Profile(
         "full", train_model=T5_SMALL, batch=8, input_length=128, prompt_length=100,
@@ -102,6 +102,6 @@ PROFILES = {
         eval_max_length=512,
         serve_model=T5_SMALL, serve_batch=16, serve_input_length=128, serve_rounds=3,
         decode_model=T5_SMALL, decode_batch=8, decode_input_length=128,
-        decode_lengths=(4, 8, 16), decode_rounds=3,
+        decode_lengths=(4, 8, 16, 32), decode_rounds=3,
     ),
 }

@@ -258,7 +258,8 @@ class Generate(Case):
         tokens = out[:, 1:].cpu().numpy()  # drop the decoder start token
         padded = np.zeros((tokens.shape[0], int(length)), np.int64)
         padded[:, : tokens.shape[1]] = tokens
-        return {"tokens": padded.tolist()}
+        # `generate` stops once every row has produced </s>: the steps it really ran
+        return {"tokens": padded.tolist(), "steps": int(tokens.shape[1])}
 
 
 class FullFineTune(HfTrain):

@@ -348,6 +348,15 @@ class Serving(Case):
         return {"scores": np.stack(scores, axis=1).round(3).tolist()}
 
 
+def decoded_steps(tokens) -> int:
+    """How many steps a greedy decode of `tokens` ran: up to the last row's ``</s>``, or all."""
+    from softprompt.core.text.tokens import EOS_ID as eos
+
+    tokens = np.asarray(tokens)
+    ends = [int(np.argmax(row == eos)) + 1 if (row == eos).any() else len(row) for row in tokens]
+    return max(ends, default=0)
+
+
 class Decode(Case):
     """Suite 5: greedy decoding with the key/value cache and without it."""
 
@@ -372,7 +381,7 @@ class Decode(Case):
 
         out = greedy_tokens(self.model, self.ids, self.mask, max_length=int(length),
                             use_cache=use_cache)
-        return {"tokens": np.asarray(out).tolist()}
+        return {"tokens": np.asarray(out).tolist(), "steps": decoded_steps(out)}
 
     def time_cached(self, length):
         return self._decode(length, True)

@@ -1,7 +1,9 @@
 """Greedy decoding with the key/value cache against without it, and against PEFT's `generate`.
 
 Both sides decode from the same weights (a random transformers T5 saved with
-`save_pretrained` and converted on ours) and the tokens are compared.
+`save_pretrained` and converted on ours) and the tokens are compared; each side also
+reports how many steps it ran (both stop once every row has produced ``</s>``), so a
+ratio never compares decodes of different lengths unnoticed.
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ def measure(ctx: Context) -> dict:
                                Contender(f"{label} uncached@{n}", w, "decode", f"uncached:{n}")]
         ctx.log(f"  {n} tokens: timing {len(contenders)} contenders x {p.decode_rounds} rounds")
         m = interleave(contenders, p.decode_rounds, p.warmup, ctx.log)
-        hf_tokens = m.get(f"peft generate@{n}")
-        hf_tokens = None if hf_tokens is None else hf_tokens.extra.get("tokens")
+        hf = m.get(f"peft generate@{n}")
+        hf_tokens = None if hf is None else hf.extra.get("tokens")
+        hf_steps = None if hf is None else hf.extra.get("steps")
         rows = {}
         for b in ctx.backends:
             cached, uncached = median(m, f"{b} cached@{n}"), median(m, f"{b} uncached@{n}")
@@ -66,9 +69,11 @@ def measure(ctx: Context) -> dict:
                        "vs_peft_generate": paired(m, f"peft generate@{n}", f"{b} cached@{n}"),
                        "same_tokens_as_uncached": _same(tokens, m[f"{b} uncached@{n}"].extra
                                                         .get("tokens")),
-                       "same_tokens_as_peft": _same(tokens, hf_tokens)}
+                       "same_tokens_as_peft": _same(tokens, hf_tokens),
+                       "steps": m[f"{b} cached@{n}"].extra.get("steps")}
         if hf_tokens is not None:
-            rows["peft generate"] = {"cached_s": median(m, f"peft generate@{n}")}
+            rows["peft generate"] = {"cached_s": median(m, f"peft generate@{n}"),
+                                     "steps": hf_steps}
         by_length[n] = {"rows": rows, "measurements": {k: v.to_dict() for k, v in m.items()}}
     ctx.drop("decode")
     return {"model": spec, "same_weights_as_peft": bool(hf_dir), "batch": p.decode_batch,
@@ -89,15 +94,19 @@ def table(decode: dict) -> list[str]:
     lines = [f"**Greedy decoding** ({decode['model']['config']}, batch "
              f"{decode['batch']} × {decode['input_length']} tokens"
              f"{', same weights as PEFT' if decode['same_weights_as_peft'] else ''})", "",
-             "| Tokens | Backend | cached (s) | uncached (s) | cache speedup | vs PEFT "
-             "generate | same tokens: uncached / PEFT |", "|---|---|---|---|---|---|---|"]
+             "| Tokens | Backend | steps run | cached (s) | uncached (s) | cache speedup | "
+             "vs PEFT generate | same tokens: uncached / PEFT |",
+             "|---|---|---|---|---|---|---|---|"]
     for n, data in sorted(decode["lengths"].items(), key=lambda kv: int(kv[0])):
         for b, r in data["rows"].items():
+            steps = "" if r.get("steps") is None else r["steps"]
             if b == "peft generate":
-               lines.append(f"| {n} | PEFT generate | {number(r['cached_s'])} | | | | |")
-               continue
-            lines.append(f"| {n} | {b} | {number(r['cached_s'])} | {number(r['uncached_s'])} | "
-                        f"{times(r['cached_speedup'])} | {times(r['vs_peft_generate'])} | "
-                        f"{percent(r['same_tokens_as_uncached'])} / "
-                        f"{percent(r['same_tokens_as_peft'])} |")
+                lines.append(f"| {n} | PEFT generate | {steps} | {number(r['cached_s'])} "
+                             "| | | | |")
+                continue
+            lines.append(f"| {n} | {b} | {steps} | {number(r['cached_s'])} | "
+                         f"{number(r['uncached_s'])} | {times(r['cached_speedup'])} | "
+                         f"{times(r['vs_peft_generate'])} | "
+                         f"{percent(r['same_tokens_as_uncached'])} / "
+                         f"{percent(r['same_tokens_as_peft'])} |")
     return lines

@@ -420,6 +420,31 @@ class Adapter:
         """
         return None
 
+    def single_query_kernel(self, dtype) -> Callable | None:
+        """The attention core for one query position (a cached decoding step), or None.
+
+        Called like `attention_kernel`'s kernels, with one query. None (the default)
+        leaves it to `t5_blocks.single_query_attention`, products summed over an axis in
+        the cache's own layout, which copies no keys or values: faster than a matmul per
+        head where the framework would copy them heads-first first (XLA, TensorFlow).
+
+        Example:
+            >>> kernel = backends.current().single_query_kernel("float32")
+        """
+        return None
+
+    def dense_copy(self, x):
+        """`x` stored densely in its own index order, for a matrix read many times.
+
+        A framework whose transpose is a strided view (torch) copies it here, once, so
+        that the products that read it later get the layout their kernels prefer; the
+        default returns `x` (XLA and TensorFlow choose layouts themselves).
+
+        Example:
+            >>> kernel = backends.current().dense_copy(ops.transpose(embeddings))
+        """
+        return x
+
     def compile_function(self, fn: Callable, variables) -> Callable:
         """`fn(*tensors)` compiled for repeated inference calls; it reads keras `variables`.
 

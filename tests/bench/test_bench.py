@@ -113,11 +113,13 @@ def test_agreements(toy_run):
     for ensemble in serving["ensemble"].values():
         assert ensemble["max_score_difference"] < 1e-3
     assert serving["mixed_over_single"] > 0
-    for data in results["suites"]["decode"]["lengths"].values():
+    for length, data in results["suites"]["decode"]["lengths"].items():
         row = data["rows"][backend]
         assert row["same_tokens_as_uncached"] == 1.0
+        assert 1 <= row["steps"] <= int(length)
         if baselines():
             assert row["same_tokens_as_peft"] == 1.0
+            assert row["steps"] == data["rows"]["peft generate"]["steps"]  # equal work
 
 
 def test_tables_are_written_and_printed(toy_run):

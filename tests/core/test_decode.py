@@ -5,8 +5,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from softprompt.core.inference import decoding
 from softprompt.core.inference.batched import generate, score
-from softprompt.core.inference.decoding import greedy_tokens, score_tokens
+from softprompt.core.inference.decoding import greedy_tokens, score_tokens, top_token
 from softprompt.core.model.prompted_t5 import PromptedT5
 from softprompt.core.text import tokens
 from softprompt.core.text.batching import pad
@@ -19,6 +20,45 @@ def test_cached_greedy_equals_uncached_argmax(preset):
     plain = greedy_tokens(model, enc, mask, prompt_ids=[0, 1, 1], max_length=8, use_cache=False)
     assert cached.shape == (3, 8)
     np.testing.assert_array_equal(cached, plain)
+
+
+def test_top_token_is_numpys_argmax_and_top_two_margin():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((5, 300)).astype("f4")
+    logits[1, [7, 40, 299]] = 9.0  # a three-way tie: the first wins, margin 0
+    logits[2, [0, 299]] = [8.0, 7.5]
+    token, margin = top_token(keras.ops.convert_to_tensor(logits), True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(token), logits.argmax(-1))
+    top2 = np.sort(logits, axis=-1)[:, -2:]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(margin), top2[:, 1] - top2[:, 0])
+    assert keras.ops.convert_to_numpy(margin)[1] == 0.0
+    alone, none = top_token(keras.ops.convert_to_tensor(logits), False)
+    assert none is None
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(alone), logits.argmax(-1))
+
+
+def test_decoding_stops_at_the_end_token_as_the_reference_does(preset_v11, monkeypatch):
+    """Rows end at `</s>` (here: a token the model emits mid-sequence, made the end token),
+    are 0 after it with NaN margins, and the loop stops once every row has ended. (The tied
+    T5 1.0 preset repeats the start token; the untied one's tokens vary.)"""
+    model = PromptedT5.from_preset(preset_v11, prompt_length=3, init="uniform", seed=0)
+    enc, mask = pad([[7, 8, 9, 10, 1], [11, 1], [12, 13, 1]])
+    free = greedy_tokens(model, enc, mask, max_length=8)
+    # a token row 0 emits first at position 1..5: it becomes the end token
+    firsts = [(p, t) for p, t in enumerate(free[0]) if 1 <= p <= 5 and t not in free[0, :p]]
+    assert firsts, f"the model repeats one token: {free[0]}"
+    stop, end = firsts[0]
+    monkeypatch.setattr(decoding.tok, "end_token_id", lambda tokenizer: int(end))
+    for rows in (slice(0, 3), slice(0, 1)):  # one row: the whole decode stops early
+        cached, cm = greedy_tokens(model, enc[rows], mask[rows], max_length=8,
+                                   return_margins=True)
+        plain, pm = greedy_tokens(model, enc[rows], mask[rows], max_length=8,
+                                  use_cache=False, return_margins=True)
+        np.testing.assert_array_equal(cached, plain)
+        np.testing.assert_array_equal(cached[0, : stop + 1], free[0, : stop + 1])
+        assert (cached[0, stop + 1 :] == 0).all() and np.isnan(cm[0, stop + 1 :]).all()
+        np.testing.assert_array_equal(np.isnan(cm), np.isnan(pm))
+        np.testing.assert_allclose(cm, pm, atol=1e-4)  # NaNs compare equal
 
 
 def test_greedy_step_is_argmax_of_full_logits(preset_v11):

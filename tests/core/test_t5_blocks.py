@@ -4,7 +4,8 @@ Both attention cores (written out, and the adapter's own `attention_kernel`: tor
 fused scaled-dot-product attention, JAX's written-out backward) are compared with the
 keras-hub layer's own call on the same weights: encoder layers with a padding mask,
 decoder layers with the causal mask, and one cached decoding step with self- and
-cross-attention caches.
+cross-attention caches (a single query: `single_query_attention`, which is also
+compared with both cores directly).
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from keras import ops
 
 from softprompt import backends
 from softprompt.core.model.prompted_t5 import PromptedT5
-from softprompt.core.model.t5_blocks import transformer_layer
+from softprompt.core.model.t5_blocks import (
+    attention_core,
+    single_query_attention,
+    transformer_layer,
+)
 
 
 @pytest.fixture(params=["written-out", "adapter"])
@@ -86,3 +91,22 @@ def test_cached_decoder_step_equals_keras_hub(preset, attention_path):
     assert len(ours) == len(theirs) == 4
     for a, b in zip(ours, theirs):
         _close(a, b)
+
+
+
+@pytest.mark.parametrize("bias_batch", [1, 3])
+def test_single_query_attention_equals_the_cores(attention_path, bias_batch):
+    """One query: what the general cores give for it (run on that query twice, since they
+    would take the single-query path themselves), with the bias broadcast over the batch
+    or per row, one row masked down to a single key."""
+    rng = np.random.default_rng(6)
+    q = rng.standard_normal((3, 1, 4, 8)).astype("f4")
+    k, v = (rng.standard_normal((3, 9, 4, 8)).astype("f4") for _ in range(2))
+    bias = rng.standard_normal((bias_batch, 4, 1, 9)).astype("f4")
+    if bias_batch == 3:
+        bias[1, :, :, 1:] -= 1e9
+    one = single_query_attention(*(ops.convert_to_tensor(a) for a in (q, k, v, bias)))
+    assert tuple(one.shape) == (3, 1, 4, 8)
+    twice = attention_core(*(ops.convert_to_tensor(a) for a in (
+        np.concatenate([q, q], axis=1), k, v, np.concatenate([bias, bias], axis=2))))
+    _close(one, ops.convert_to_numpy(twice)[:, :1], atol=1e-5)

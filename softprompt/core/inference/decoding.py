@@ -5,9 +5,12 @@ These are the kernels under the one batched inference path
 `greedy_tokens` decodes with T5's key/value cache, `score_tokens` gives the
 log-likelihood of candidate targets (rank classification). Both run through
 functions the backend adapter compiles (`Adapter.compile_function`), kept on
-the model, so repeated calls compile once per shape. The model supplies the
-pieces: `PromptedT5.call_encoder`, `call_decoder`, `call_decoder_step` (one
-cached step), `decoder_cache_shapes`, `cross_attention_caches` and `logits`.
+the model, so repeated calls compile once per shape. A greedy decode is one
+such function, its loop over positions included (`keras.ops.while_loop`): the
+tokens are picked on the device and come back in one transfer. The model
+supplies the pieces: `PromptedT5.call_encoder`, `call_decoder`,
+`call_decoder_step` (one cached step), `decoder_cache_shapes`,
+`cross_attention_caches`, `output_kernel` and `logits`.
 
 Example:
     >>> ids, mask = pad([[7, 8, 1], [9, 1]], 16)
@@ -26,7 +29,7 @@ from softprompt.core.text.batching import pad
 
 
 def _compiled(model, name, fn):
-    """`fn` compiled by the backend adapter, kept on `model`.
+    """`fn` compiled by the backend adapter, kept on `model` under `name` (any hashable).
 
     JAX jits it, TensorFlow traces a graph, torch runs it eagerly; each keeps its own
     cache of compiled shapes, so repeated evaluations compile once per shape. The
@@ -56,22 +59,93 @@ def compiled_encoder(model):
     return _compiled(model, "encode", encode)
 
 
-def _first_step(model):
-    def first(encoder_output, cross_mask, step_ids, self_caches, index, cross_caches):
-        return model.call_decoder_step(encoder_output, cross_mask, step_ids, self_caches, index,
-                                       cross_caches, build_cross_cache=True)
+def top_token(logits, with_margin: bool):
+    """The greedy token of each row of float32 ``(batch, vocab)`` logits, and the top-1 minus
+    top-2 logit (None without `with_margin`): int32 and float32 ``(batch,)`` tensors.
 
-    return _compiled(model, "decode_first", first)
+    The token is `numpy.argmax`'s (the first of equal maxima), found with two plain
+    reductions (the maximum, then the first position holding it): XLA on CPU runs its
+    one-pass argmax, a reduction over (value, index) pairs, several times slower than
+    both together. The second logit is the maximum over the other positions, so equal
+    maxima give a margin of 0, as sorting does.
+
+    Example:
+        >>> token, margin = top_token(ops.convert_to_tensor([[0.0, 2.0, 2.0, 1.0]]), True)
+        >>> # token [1], margin [0.0]
+    """
+    vocab = ops.shape(logits)[-1]
+    top = ops.max(logits, axis=-1, keepdims=True)
+    positions = ops.arange(vocab, dtype="int32")[None, :]
+    token = ops.min(ops.where(ops.equal(logits, top), positions, vocab), axis=-1)
+    token = ops.minimum(token, vocab - 1)  # all-NaN logits match nowhere
+    if not with_margin:
+        return token, None
+    second = ops.max(ops.where(ops.equal(positions, token[:, None]), float("-inf"), logits),
+                     axis=-1)
+    return token, top[:, 0] - second
 
 
-def _next_step(model):
-    def step(encoder_output, cross_mask, step_ids, self_caches, index, cross_caches):
-        logits, new_self, _ = model.call_decoder_step(encoder_output, cross_mask, step_ids,
-                                                      self_caches, index, cross_caches,
-                                                      build_cross_cache=False)
-        return logits, new_self
+def _greedy_loop(model, max_length: int, return_margins: bool, eos: int):
+    """The cached greedy decode of `greedy_tokens` as one function of the encoder inputs.
 
-    return _compiled(model, "decode_next", step)
+    ``decode(enc_ids, enc_mask, prompt_ids) -> (tokens, margins)``: the encoder, then the
+    first decoder step (which projects the encoder's keys and values into the
+    cross-attention caches), then a `keras.ops.while_loop` of cached steps that picks
+    each token on the device (argmax; with `return_margins`, the top-1 minus top-2
+    logit), writes it, tracks which rows have ended with `eos` and stops when all have.
+    Compiled by the backend adapter, the whole decode is one program and one transfer
+    of the result (JAX: `lax.while_loop`; TensorFlow: `tf.while_loop`); torch runs the
+    loop eagerly.
+    """
+
+    def pick(t, logits, tokens, margins, done):
+        nxt, margin = top_token(ops.cast(logits[:, 0, :], "float32"), return_margins)
+        if return_margins:
+            margin = ops.where(done, float("nan"), margin)
+            margins = ops.slice_update(margins, [0, t], margin[:, None])
+        nxt = ops.where(done, tok.PAD_ID, nxt)
+        tokens = ops.slice_update(tokens, [0, t], nxt[:, None])
+        return nxt, tokens, margins, ops.logical_or(done, ops.equal(nxt, eos))
+
+    def decode(enc_ids, enc_mask, prompt_ids):
+        encoder_output, full_mask = model.call_encoder(enc_ids, enc_mask, prompt_ids)
+        cross_mask = ops.cast(full_mask, "int32")[:, None, :]
+        batch = ops.shape(enc_ids)[0]
+        self_shape, cross_shape = model.decoder_cache_shapes(
+            batch, ops.shape(encoder_output)[1], max_length)
+        layers = range(model.backbone.num_layers)
+        dtype = encoder_output.dtype
+        self_caches = tuple(ops.zeros(self_shape, dtype) for _ in layers)
+        cross_caches = tuple(ops.zeros(cross_shape, dtype) for _ in layers)
+        tokens = ops.zeros((batch, max_length), "int32")
+        margins = ops.full((batch, max_length), float("nan"), "float32")
+        done = ops.zeros((batch,), "bool")
+        # The first step (position 0, the start token) fills the cross-attention caches.
+        logits, self_caches, cross_caches = model.call_decoder_step(
+            encoder_output, cross_mask, ops.zeros((batch, 1), "int32"), self_caches, 0,
+            cross_caches, build_cross_cache=True)
+        last, tokens, margins, done = pick(0, logits, tokens, margins, done)
+        # The LM head's matrix, laid out once for every step's product (XLA would otherwise
+        # fold the transpose of tied embeddings into each step's product, a slower layout;
+        # torch would multiply by a strided view).
+        kernel = backends.current().dense_copy(model.output_kernel())
+
+        def unfinished(t, last, tokens, margins, done, self_caches):
+            return ops.logical_and(ops.less(t, max_length), ops.logical_not(ops.all(done)))
+
+        def step(t, last, tokens, margins, done, self_caches):
+            logits, self_caches, _ = model.call_decoder_step(
+                encoder_output, cross_mask, last[:, None], self_caches, t, cross_caches,
+                build_cross_cache=False, output_kernel=kernel)
+            last, tokens, margins, done = pick(t, logits, tokens, margins, done)
+            return t + 1, last, tokens, margins, done, self_caches
+
+        start = ops.convert_to_tensor(1, "int32")
+        _, _, tokens, margins, _, _ = ops.while_loop(
+            unfinished, step, (start, last, tokens, margins, done, self_caches))
+        return tokens, margins
+
+    return _compiled(model, ("greedy", max_length, return_margins, eos), decode)
 
 
 def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=None,
@@ -79,8 +153,10 @@ def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=Non
     """Greedy decoding; returns int32 ``(batch, max_length)`` (0 after ``</s>``).
 
     With ``use_cache=True`` each step runs the decoder on one new token,
-    reading past keys/values from keras-hub's T5 cache, through functions the
-    backend adapter compiles (`Adapter.compile_function`); ``use_cache=False``
+    reading past keys/values from keras-hub's T5 cache, and the whole decode
+    (encoder, every step, the choice of each token, the stop once every row has
+    produced ``</s>``) is one function the backend adapter compiles
+    (`Adapter.compile_function`; one per `max_length`); ``use_cache=False``
     reruns the decoder over the whole prefix, eagerly (the reference). With
     `return_margins`, also returns the top-1 minus top-2 logit at each step
     ``(batch, max_length)`` (NaN after the sequence ended).
@@ -92,38 +168,28 @@ def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=Non
         prompt_ids = np.zeros((batch,), np.int32)
     prompt_ids = ops.convert_to_tensor(np.asarray(prompt_ids, np.int32))
     eos = tok.end_token_id(model.tokenizer) if model.tokenizer is not None else tok.EOS_ID
+    if use_cache and max_length > 0:
+        decode = _greedy_loop(model, int(max_length), bool(return_margins), int(eos))
+        tokens, margins = decode(enc_ids, enc_mask, prompt_ids)
+        result = np.asarray(ops.convert_to_numpy(tokens), np.int32)
+        if return_margins:
+            return result, np.asarray(ops.convert_to_numpy(margins), np.float32)
+        return result
+    return _uncached_greedy(model, enc_ids, enc_mask, prompt_ids, max_length, eos,
+                            return_margins)
+
+
+def _uncached_greedy(model, enc_ids, enc_mask, prompt_ids, max_length, eos, return_margins):
+    """The reference: eagerly rerun the decoder over the whole prefix at every step."""
+    batch = int(enc_ids.shape[0])
     out = np.zeros((batch, max_length + 1), np.int32)  # column 0: the start token (pad)
     margins = np.full((batch, max_length), np.nan, np.float32)
     done = np.zeros((batch,), bool)
-    if use_cache:
-        compiled = backends.current().compiles_functions
-        encoder_output, full_mask = compiled_encoder(model)(enc_ids, enc_mask, prompt_ids)
-        cross_mask = ops.cast(full_mask, "int32")[:, None, :]
-        self_shape, cross_shape = model.decoder_cache_shapes(
-            batch, int(encoder_output.shape[1]), max_length
-        )
-        dtype = encoder_output.dtype
-        layers = range(model.backbone.num_layers)
-        self_caches = tuple(ops.zeros(self_shape, dtype) for _ in layers)
-        cross_caches = tuple(ops.zeros(cross_shape, dtype) for _ in layers)
-    else:
-        encoder_output, full_mask = model.call_encoder(enc_ids, enc_mask, prompt_ids)
+    encoder_output, full_mask = model.call_encoder(enc_ids, enc_mask, prompt_ids)
     for t in range(max_length):
-        if use_cache:
-            # a tensor index: one compiled step serves every position
-            index = ops.convert_to_tensor(t, "int32") if compiled else t
-            step_ids = ops.convert_to_tensor(out[:, t : t + 1])
-            if t == 0:
-                logits, self_caches, cross_caches = _first_step(model)(
-                    encoder_output, cross_mask, step_ids, self_caches, index, cross_caches)
-            else:
-                logits, self_caches = _next_step(model)(
-                    encoder_output, cross_mask, step_ids, self_caches, index, cross_caches)
-            step_logits = logits[:, 0, :]
-        else:
-            prefix = ops.convert_to_tensor(out[:, : t + 1])
-            hidden = model.call_decoder(encoder_output, full_mask, prefix)
-            step_logits = model.logits(hidden[:, -1:, :])[:, 0, :]
+        prefix = ops.convert_to_tensor(out[:, : t + 1])
+        hidden = model.call_decoder(encoder_output, full_mask, prefix)
+        step_logits = model.logits(hidden[:, -1:, :])[:, 0, :]
         step = np.asarray(ops.convert_to_numpy(ops.cast(step_logits, "float32")))
         nxt = step.argmax(axis=-1).astype(np.int32)
         if return_margins:

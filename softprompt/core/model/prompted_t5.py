@@ -26,7 +26,13 @@ from softprompt.core.model.identity import PromptIdentity
 from softprompt.core.model.init import INITS, initial_prompt
 from softprompt.core.model.objective import Seq2SeqObjective
 from softprompt.core.model.prompt import SoftPrompt
-from softprompt.core.model.t5_blocks import layer_norm, lm_head, project, transformer_layer
+from softprompt.core.model.t5_blocks import (
+    layer_norm,
+    lm_head,
+    output_kernel,
+    project,
+    transformer_layer,
+)
 
 
 @keras.saving.register_keras_serializable(package="softprompt")
@@ -269,14 +275,15 @@ class PromptedT5(PromptIdentity, PromptCopies, Seq2SeqObjective, keras.Model):
         return self_shape, cross_shape
 
     def call_decoder_step(self, encoder_output, cross_mask, step_ids, self_caches, index,
-                          cross_caches, build_cross_cache):
+                          cross_caches, build_cross_cache, output_kernel=None):
         """One cached decoder step: ``(logits, self_caches, cross_caches)`` for `step_ids`.
 
         `step_ids` ``(batch, 1)`` is the token at position `index`; the caches are
         tuples with one tensor per layer (`decoder_cache_shapes`), which spares a
         copy of every cache at every step. On the first step (`build_cross_cache`)
         the encoder's keys and values are projected into `cross_caches`; later steps
-        read them. The arithmetic is keras-hub's.
+        read them. `output_kernel` is the LM head's matrix (`output_kernel`), which a
+        decoding loop computes once. The arithmetic is keras-hub's.
         """
         bb = self.backbone
         x = bb.token_embedding(step_ids)
@@ -298,7 +305,7 @@ class PromptedT5(PromptIdentity, PromptCopies, Seq2SeqObjective, keras.Model):
             new_self.append(layer_self)
             new_cross.append(layer_cross)
         x = layer_norm(bb.decoder_layer_norm, x)
-        return self.logits(x), tuple(new_self), tuple(new_cross)
+        return self.logits(x, output_kernel), tuple(new_self), tuple(new_cross)
 
     def cross_attention_caches(self, encoder_output):
         """Each decoder layer's cross-attention keys and values of `encoder_output`.
@@ -316,10 +323,15 @@ class PromptedT5(PromptIdentity, PromptCopies, Seq2SeqObjective, keras.Model):
             caches.append(ops.stack([keys, values], axis=1))
         return tuple(caches)
 
-    def logits(self, hidden_states):
+    def logits(self, hidden_states, output_kernel=None):
         """T5's LM head in float32 (`t5_blocks.lm_head`): tied embeddings scale by
-        ``hidden_dim**-0.5`` first."""
-        return lm_head(self.backbone, hidden_states)
+        ``hidden_dim**-0.5`` first. `output_kernel`: the head's matrix, if computed
+        already (`output_kernel`)."""
+        return lm_head(self.backbone, hidden_states, output_kernel)
+
+    def output_kernel(self):
+        """The LM head's float32 ``(hidden_dim, vocab)`` matrix (`t5_blocks.output_kernel`)."""
+        return output_kernel(self.backbone)
 
     def call(self, inputs, training=False):
         encoder_output, encoder_mask = self.call_encoder(

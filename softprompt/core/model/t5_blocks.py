@@ -9,7 +9,11 @@ and weights), with a faster attention core:
   ``einsum("bnqk,bknd->bqnd")``, which XLA on CPU runs several times slower;
 - where no attention dropout is active, the backend adapter's own kernel when it has
   one for the dtype (`Adapter.attention_kernel`: torch's scaled-dot-product attention
-  in float32; on a CPU, JAX's float32 core with a written-out backward pass).
+  in float32; on a CPU, JAX's float32 core with a written-out backward pass);
+- for a single query (a cached decoding step), the adapter's kernel for it
+  (`Adapter.single_query_kernel`: torch's fused one) or else products summed over an
+  axis in the cache's own layout (`single_query_attention`), which copies no keys or
+  values.
 
 The attention-core micro-benchmark in ``benchmarks/`` measures both against
 keras-hub's layer on the machine at hand.
@@ -72,11 +76,13 @@ def layer_norm(norm, x):
     return ops.cast(ops.cast(norm.weight, "float32") * h, x.dtype)
 
 
-def lm_head(backbone, hidden_states):
+def lm_head(backbone, hidden_states, kernel=None):
     """T5's output layer in float32: ``logits = hidden @ W`` (tied: ``W = E^T``, after ``d**-0.5``).
 
     T5X computes its logits in float32 under bfloat16 activations; in a float32
-    model this is keras-hub's ``token_embedding(hidden, reverse=True)``.
+    model this is keras-hub's ``token_embedding(hidden, reverse=True)``. `kernel` is
+    ``W`` as `output_kernel` gives it, for a caller that applies the head many times
+    (a decoding loop computes it once).
 
     Example:
         >>> logits = lm_head(model.backbone, decoder_hidden)    # (batch, length, vocab)
@@ -85,14 +91,27 @@ def lm_head(backbone, hidden_states):
     hidden = ops.cast(hidden_states, "float32")
     if backbone.tie_embedding_weights:
         hidden = hidden * ops.cast(backbone.hidden_dim**-0.5, "float32")
-        kernel = ops.transpose(ops.cast(embedding.embeddings, "float32"))
-    else:
-        kernel = ops.cast(embedding.reverse_embeddings, "float32")
+    if kernel is None:
+        kernel = output_kernel(backbone)
     logits = matmul(hidden, kernel)
     if getattr(embedding, "logit_soft_cap", None) is not None:
         cap = embedding.logit_soft_cap
         logits = ops.multiply(ops.tanh(ops.divide(logits, cap)), cap)
     return logits
+
+
+def output_kernel(backbone):
+    """The LM head's float32 ``(hidden_dim, vocab)`` matrix: the token embeddings transposed
+    when they are tied, else the separate output matrix.
+
+    Example:
+        >>> kernel = output_kernel(model.backbone)       # once per decode
+        >>> logits = lm_head(model.backbone, hidden, kernel)
+    """
+    embedding = backbone.token_embedding
+    if backbone.tie_embedding_weights:
+        return ops.transpose(ops.cast(embedding.embeddings, "float32"))
+    return ops.cast(embedding.reverse_embeddings, "float32")
 
 
 def relative_position_bias(layer, query_length, key_length, query_start_index=0):
@@ -133,14 +152,13 @@ def attention(layer, hidden_states, mask=None, key_value_states=None, position_b
     query = split(project(layer.query_projector, hidden_states))
     kv_inputs = hidden_states if key_value_states is None else key_value_states
     if cache is not None:
-        key_cache, value_cache = cache[:, 0, ...], cache[:, 1, ...]
-        if cache_update_index is None:
-            key, value = key_cache, value_cache
-        else:
-            start = [0, cache_update_index, 0, 0]
-            key = ops.slice_update(key_cache, start, split(project(layer.key_projector, kv_inputs)))
-            value = ops.slice_update(value_cache, start, split(project(layer.value_projector, kv_inputs)))
-            cache = ops.stack((key, value), axis=1)
+        if cache_update_index is not None:
+            # keys and values written into the stacked cache in one update (keras-hub
+            # updates each half and stacks them again: one more copy of the cache per step)
+            new = ops.stack((split(project(layer.key_projector, kv_inputs)),
+                             split(project(layer.value_projector, kv_inputs))), axis=1)
+            cache = ops.slice_update(cache, [0, 0, cache_update_index, 0, 0], new)
+        key, value = cache[:, 0, ...], cache[:, 1, ...]
     else:
         if cache_update_index is not None:
             raise ValueError("`cache_update_index` needs a `cache`")
@@ -176,6 +194,9 @@ def attention_core(query, key, value, position_bias, dropout=None, training=Fals
         >>> out = attention_core(q, k, v, position_bias)   # position_bias: (1|b, heads, q, k)
     """
     dropping = dropout is not None and training and dropout.rate > 0
+    if not dropping and query.shape[1] == 1:
+        kernel = _adapter().single_query_kernel(query.dtype) or single_query_attention
+        return kernel(query, key, value, position_bias)
     kernel = None if dropping else _adapter().attention_kernel(query.dtype)
     if kernel is not None:
         return kernel(query, key, value, position_bias)
@@ -189,6 +210,29 @@ def attention_core(query, key, value, position_bias, dropout=None, training=Fals
         weights = dropout(weights, training=training)
     heads_first = matmul(weights, ops.transpose(value, (0, 2, 1, 3)))
     return ops.transpose(heads_first, (0, 2, 1, 3))
+
+
+def single_query_attention(query, key, value, position_bias):
+    """`attention_core` for one query position (a cached decoding step), in float32.
+
+    Both products are elementwise products summed over an axis, in the keys' and
+    values' own ``(batch, length, heads, dim)`` layout: a matmul per head would first
+    copy the keys and values heads-first, and at one query that copy costs more than
+    the products (XLA on CPU does not hoist it out of a decoding loop, although the
+    cross-attention keys and values never change there). Scores and softmax in float32;
+    returns the values' dtype.
+
+    Example:
+        >>> out = single_query_attention(q, k, v, position_bias)   # q: (batch, 1, heads, dim)
+    """
+    q = ops.cast(query, "float32")
+    scores = ops.sum(q * ops.cast(key, "float32"), axis=-1)                 # (b, k, n)
+    scores = ops.transpose(scores, (0, 2, 1)) + ops.cast(position_bias[:, :, 0, :], "float32")
+    weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
+    weights = weights / ops.sum(weights, axis=-1, keepdims=True)            # (b, n, k)
+    weights = ops.expand_dims(ops.transpose(weights, (0, 2, 1)), -1)        # (b, k, n, 1)
+    out = ops.sum(weights * ops.cast(value, "float32"), axis=1, keepdims=True)
+    return ops.cast(out, value.dtype)                                       # (b, 1, n, d)
 
 
 def _self_attention_mask(hidden_states, attention_mask, cache, cache_update_index):
