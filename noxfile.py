@@ -9,6 +9,7 @@ each session only changes ``KERAS_BACKEND``.
     nox                      # the test suite: lint, tests per backend, agreement
     nox -s tests-jax         # one backend
     nox -s main-command      # `softprompt train` on every backend, its outputs checked
+    nox -s only-backend      # tests in processes without the other backends' frameworks
     nox -s bench             # benchmarks (installs transformers + peft if missing)
 
 CI (``.ci/run``) builds a fresh virtual environment, installs into it with the README's
@@ -44,6 +45,18 @@ def _tests_session(backend):
 
 for _backend in BACKENDS:
     globals()[f"tests_{_backend}"] = _tests_session(_backend)
+
+
+@nox.session(name="only-backend", venv_backend="none")
+@nox.parametrize("backend", ["torch", "jax"])
+def only_backend(session, backend):
+    """The library, CLI and interop tests in processes that keep the other backends'
+    frameworks out (``SOFTPROMPT_ONLY_BACKEND=1``, `softprompt.backends.exclusive`)."""
+    session.run(
+        "python", "-m", "pytest", "tests/core", "tests/cli", "tests/interop", "-q",
+        "-m", "not agreement and not ray", "-p", "no:cacheprovider", *session.posargs,
+        env={"KERAS_BACKEND": backend, "SOFTPROMPT_ONLY_BACKEND": "1", **QUIET_TF},
+    )
 
 
 @nox.session(venv_backend="none")

@@ -81,7 +81,27 @@ def machine_info() -> dict:
             except Exception:  # noqa: BLE001
                 pass
     return {"cpu": cpu, "cpu_flags": " ".join(flags or []), "cores": os.cpu_count(),
-            "platform": platform.platform(), "versions": ", ".join(versions)}
+            "gpus": gpu_names(), "platform": platform.platform(),
+            "versions": ", ".join(versions)}
+
+
+def gpu_names() -> list[str]:
+    """The CUDA GPUs `nvidia-smi` lists (name, memory), or [] on a machine without one.
+
+    Asked of the driver's tool rather than a framework, so the coordinator imports none.
+    """
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total",
+                              "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
 
 
 def _load() -> str:
@@ -93,7 +113,7 @@ def _load() -> str:
 
 def run(profile: str = "short", backends=None, out=None, suites=None, rounds=None,
         torch_compile: bool = False, baselines: bool = True, threads: int | None = None,
-        dtypes=None, log=None) -> tuple[dict, str, Path]:
+        dtypes=None, only_backend: bool = True, log=None) -> tuple[dict, str, Path]:
     """Run the suites; returns ``(results, markdown, out_dir)`` after writing both files.
 
     Args:
@@ -108,6 +128,9 @@ def run(profile: str = "short", backends=None, out=None, suites=None, rounds=Non
             which is each framework's own default except in the toy profile).
         dtypes: the train step's dtypes, from ``float32, bfloat16, mixed_bfloat16``
             (default: the profile's, float32 and bfloat16).
+        only_backend: keep the other keras backends' frameworks out of each keras worker
+            (``SOFTPROMPT_ONLY_BACKEND=1``), as PEFT's process never loads them; False lets
+            keras and keras-hub import every installed framework, as they do by default.
         log: a ``str -> None`` for progress (default: stderr).
     """
     import dataclasses
@@ -144,11 +167,12 @@ def run(profile: str = "short", backends=None, out=None, suites=None, rounds=Non
     machine = machine_info()
     machine["load_before"] = _load()
     results = {"profile": profile, "backends": backends, "peft_baseline": hf,
+               "only_backend": bool(only_backend),
                "started": datetime.datetime.now().isoformat(timespec="seconds"),
                "machine": machine, "settings": prof.to_dict(), "suites": {}, "seconds": {}}
     if not hf and baselines:
         log("transformers/peft not installed: the PEFT baselines are skipped")
-    with Pool(out / "logs", prof.threads) as pool:
+    with Pool(out / "logs", prof.threads, only_backend) as pool:
         pool.start(backends + ([HF] if hf else []))
         ctx = Context(pool, prof, backends, hf, out / "cache", log, torch_compile)
         for name in suites:
@@ -182,6 +206,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dtypes", default=None,
                         help=f"train step dtypes, comma-separated: {', '.join(DTYPES)} "
                              "(default: float32,bfloat16)")
+    parser.add_argument("--all-frameworks", action="store_true",
+                        help="let each keras worker import every installed framework (default: "
+                             "only its backend's, SOFTPROMPT_ONLY_BACKEND=1)")
     parser.add_argument("--out", default=None, help=f"output directory (default {DEFAULT_OUT})")
     parser.add_argument("--tables", metavar="RESULTS_JSON", default=None,
                         help="measure nothing: print the tables of a results.json written "
@@ -201,6 +228,7 @@ def main(argv=None) -> int:
             rounds=args.rounds, torch_compile=args.torch_compile,
             baselines=not args.no_baselines, threads=args.threads,
             dtypes=parse_list(args.dtypes, DTYPES, "dtype"),
+            only_backend=not args.all_frameworks,
         )
     except ValueError as err:
         parser.error(str(err))

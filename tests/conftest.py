@@ -21,6 +21,10 @@ warnings.filterwarnings("ignore", message=".*does not support masking.*")
 
 import pytest  # noqa: E402
 
+# before anything imports keras: with SOFTPROMPT_ONLY_BACKEND=1, importing softprompt keeps the
+# other backends' frameworks out of the test process (softprompt.backends.exclusive)
+import softprompt  # noqa: E402, F401
+
 WORDS = (
     "the a an quick brown fox jumps over lazy dog cat sat on mat river bank money water "
     "good bad great terrible movie film story plot actor scene true false yes no question "

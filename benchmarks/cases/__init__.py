@@ -60,6 +60,12 @@ class Case:
 
 
 # ------------------------------------------------------------------------- memory
+#: Train steps a train-step case takes in `setup` after restarting the resident-memory
+#: high-water mark (the first one, which compiles, included), so that the peak its `info`
+#: reports is that of steps the allocator has settled into: PEFT's and softprompt's grow by
+#: 30 to 60 MiB over their first three steps, by ~10 over the next four (T5-small, 1 thread).
+MEMORY_STEPS = 3
+
 def _status(field: str) -> float | None:
     try:
         with open("/proc/self/status") as f:

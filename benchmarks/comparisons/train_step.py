@@ -7,10 +7,20 @@ dtype is the best framework's, per round). All in one interleaving. A row's
 ``speedup_vs_peft`` is against PEFT in float32 (its default),
 ``speedup_vs_peft_same_dtype`` against PEFT in the row's dtype, and ``share_of_peak``
 against the matmul peak of the row's dtype.
+
+Memory, per row: ``peak_rss_mb`` is the worker process's resident-memory high-water mark
+over the case's first `MEMORY_STEPS` steps (restarted before the first: it is what the
+process holds at its fullest while training, imports and weights included);
+``step_memory_mb`` what the steps added to what the process held before them (the step's
+own working set, as far as the allocator did not serve it from memory freed earlier);
+``peak_rss_vs_peft`` the peak against PEFT's in the row's dtype (float32's where PEFT has
+no row in it). A worker that sets up several dtypes holds all their models at once, so
+only its first dtype's peak is alone.
 """
 
 from __future__ import annotations
 
+from benchmarks.cases import MEMORY_STEPS
 from benchmarks.harness.context import Context, median, paired
 from benchmarks.harness.flops import step_flops
 from benchmarks.harness.pool import HF, Contender, interleave
@@ -132,16 +142,27 @@ def measure(ctx: Context) -> dict:
         if "device_peak_mb" in mem:
             row["device_peak_mb"] = mem["device_peak_mb"]
         rows[label] = row
+    for row in rows.values():
+        row["peak_rss_vs_peft"] = rss_vs_peft(rows, row)
     for key in ["train-compiled", *(_dtype_key("train", d) for d in dtypes),
                 *(_dtype_key("peak", d) for d in peak_dtypes)]:
         ctx.drop(key)
     fp32 = peaks.get("float32", {})
     return {"shape": shape, "model": spec, "flops": flops, "dtypes": dtypes,
+            "memory_steps": MEMORY_STEPS,
             "matmul_peaks_flops": fp32, "matmul_peak_flops": max(fp32.values()) if fp32 else None,
             "matmul_peaks_by_dtype": peaks,
             "matmul_peak_by_dtype": {d: max(v.values()) for d, v in peaks.items() if v},
             "rows": rows, "setup": setups, "errors": errors,
             "measurements": {k: v.to_dict() for k, v in m.items()}}
+
+
+def rss_vs_peft(rows: dict, row: dict) -> float | None:
+    """`row`'s peak resident memory over PEFT's in its dtype (float32's if PEFT has none)."""
+    peft = rows.get(_tagged("peft", row.get("dtype", "float32"))) or rows.get("peft") or {}
+    if row.get("peak_rss_mb") and peft.get("peak_rss_mb"):
+        return row["peak_rss_mb"] / peft["peak_rss_mb"]
+    return None
 
 
 def table(train: dict) -> list[str]:
@@ -151,19 +172,26 @@ def table(train: dict) -> list[str]:
     peak = ", ".join(f"{d} {v / 1e9:.0f} GFLOP/s" for d, v in sorted(by_dtype.items()))
     flops = f"{train['flops']['step'] / 1e9:.0f} G" if train.get("flops") else "—"
     s = train["shape"]
+    count = train.get("memory_steps", 1)  # results from before the key: one step
+    steps = "step" if count == 1 else f"{count} steps"
     lines = [f"**Train step** (batch {s['batch']}, {s['input_length']} input tokens + prompt "
              f"{s['prompt_length']}, {s['target_length']} target tokens; "
              f"{train['model']['config']}): step FLOPs {flops}, matmul peak {peak or '—'}; "
-             "`bf16`: the frozen backbone in bfloat16, the prompt in float32",
+             "`bf16`: the frozen backbone in bfloat16, the prompt in float32. Peak RSS: the "
+             f"worker's resident high-water mark over its first {steps} "
+             "(imports and weights included; a worker holds the models of all its dtypes); "
+             "step memory: what that added to the resident memory before it",
              "",
              "| Contender | step (s) | forward (s) | step/forward | GFLOP/s | of peak "
-             "(its dtype) | vs PEFT float32 | vs PEFT same dtype | peak RSS (MiB) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "(its dtype) | vs PEFT float32 | vs PEFT same dtype | peak RSS (MiB) | "
+             "step memory (MiB) | peak RSS vs PEFT |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for k, r in train["rows"].items():
         lines.append(
             f"| {k} | {r['step_s']:.2f} | {number(r.get('forward_s'))} | "
             f"{number(r.get('step_over_forward'))} | {number(r.get('gflops'), 1)} | "
             f"{percent(r.get('share_of_peak'))} | {times(r.get('speedup_vs_peft'))} | "
             f"{times(r.get('speedup_vs_peft_same_dtype'))} | "
-            f"{number(r.get('peak_rss_mb'), 0)} |")
+            f"{number(r.get('peak_rss_mb'), 0)} | {number(r.get('step_memory_mb'), 0)} | "
+            f"{times(rss_vs_peft(train['rows'], r))} |")
     return lines

@@ -112,17 +112,27 @@ class Worker:
         self._log.close()
 
 
+def frameworks_env(only_backend: bool) -> dict:
+    """``SOFTPROMPT_ONLY_BACKEND`` for every worker: 1 keeps the frameworks of the other keras
+    backends out of each keras worker (`softprompt.backends.exclusive`), 0 lets keras and
+    keras-hub import every installed one (what a process without the variable does)."""
+    from softprompt.backends.exclusive import ONLY_BACKEND_ENV
+
+    return {ONLY_BACKEND_ENV: "1" if only_backend else "0"}
+
+
 class Pool:
     """The run's workers, started on first use and closed together.
 
     `threads` pins every worker's intra-op threads (`thread_env`); None keeps each
-    framework's default.
+    framework's default. `only_backend` keeps the other backends' frameworks out of each
+    keras worker (`frameworks_env`).
     """
 
-    def __init__(self, log_dir: Path, threads: int | None = None):
+    def __init__(self, log_dir: Path, threads: int | None = None, only_backend: bool = True):
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.env = thread_env(threads)
+        self.env = {**thread_env(threads), **frameworks_env(only_backend)}
         self.workers: dict[str, Worker] = {}
 
     def worker(self, name: str) -> Worker:

@@ -39,9 +39,14 @@ def header(results: dict) -> str:
     text = (f"Profile `{results.get('profile')}` on {machine.get('cpu', '?')} "
             f"({machine.get('cores', '?')} cores, "
             f"{'default threads' if threads is None else f'{threads} thread(s) per worker'})")
+    if "only_backend" in results:  # runs recorded before the option have no such key
+        text += ("; each keras worker loads only its backend's framework"
+                 if results["only_backend"] else "; every worker imports every installed framework")
     flags = machine.get("cpu_flags")
     if flags:
         text += f"; CPU flags: {flags}"
+    if machine.get("gpus"):
+        text += f"; GPU: {', '.join(machine['gpus'])}"
     if machine.get("versions"):
         text += f"; {machine['versions']}"
     return text

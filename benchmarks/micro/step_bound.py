@@ -10,7 +10,9 @@ activation, copy and the optimizer left out. PEFT's step is timed in the same to
 process, interleaved with the products, so the ratio ``PEFT step / bound`` is the most
 any torch implementation of the same FLOPs can gain on PEFT here.
 
-Run: ``python -m benchmarks.micro.step_bound [--framework torch|jax|tensorflow] [--rounds 5]``
+Run: ``python -m benchmarks.micro.step_bound [--framework F] [--rounds 5]`` with F one of
+``torch`` (``aten::mm``, MKL: what PEFT runs), ``torch-onednn`` (oneDNN: what softprompt's
+torch adapter runs), ``jax``, ``tensorflow``
 (a minute or two; threads: each framework's default).
 """
 
@@ -107,14 +109,18 @@ def product_flops(products) -> int:
 
 def _timer(framework: str):
     """``make(batches, m, k, n) -> call`` (one product of fresh random float32 operands)."""
-    if framework == "torch":
+    if framework in ("torch", "torch-onednn"):
         import torch
+
+        from softprompt.backends.torch_onednn import onednn_matmul
+
+        single = onednn_matmul if framework == "torch-onednn" else torch.mm
 
         def make(bt, m, k, n):
             a, w = torch.randn(bt, m, k), torch.randn(bt, k, n)
             if bt == 1:
                 a, w = a[0], w[0]
-                return lambda: torch.mm(a, w)
+                return lambda: single(a, w)
             return lambda: torch.bmm(a, w)
         return make
     if framework == "jax":
@@ -140,7 +146,10 @@ def _timer(framework: str):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--framework", choices=["torch", "jax", "tensorflow"], default="torch")
+    parser.add_argument("--framework", choices=["torch", "torch-onednn", "jax", "tensorflow"],
+                        default="torch",
+                        help="torch-onednn: torch, its 2-D products by oneDNN as softprompt's "
+                             "torch adapter runs them (batched ones stay torch.bmm)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5, help="calls per product per round")
     args = parser.parse_args(argv)
@@ -158,7 +167,7 @@ def main(argv=None) -> int:
     make = _timer(args.framework)
     calls = {key: make(*key) for key in products}
     peft = None
-    if args.framework == "torch":
+    if args.framework.startswith("torch"):
         from benchmarks.cases.hf_cases import PeftTrain
 
         peft = PeftTrain(p.train_model.to_dict(), p.batch, p.input_length, p.prompt_length,

@@ -13,8 +13,10 @@ order in which a training loop calls them is in `softprompt.backends.base`.
 
 This package is the only one in softprompt that imports a framework (jax,
 torch, tensorflow): besides the adapters, `torch_pickle` reads PyTorch weight
-files safely and `quiet_tensorflow_import` loads TensorFlow (keras-hub's
-tokenizers need it on every backend) without its start-up noise.
+files safely and `quiet_tensorflow_import` loads TensorFlow (keras and
+keras-hub import it on every backend) without its start-up noise. `exclusive`
+keeps the frameworks a process does not run on out of it, on request
+(``SOFTPROMPT_ONLY_BACKEND=1`` or `only_backend`).
 
 Example:
     >>> from softprompt import backends
@@ -31,6 +33,13 @@ import importlib
 import os
 import sys
 import tempfile
+
+from softprompt.backends.exclusive import ONLY_BACKEND_ENV, only_backend
+from softprompt.backends.exclusive import from_environment as _only_from_environment
+from softprompt.backends.exclusive import requested as _only_requested
+
+__all__ = ["ONLY_BACKEND_ENV", "SUPPORTED", "child_environment", "current", "name",
+           "only_backend", "quiet_tensorflow_import", "select", "validate"]
 
 SUPPORTED = ("jax", "torch", "tensorflow")
 _MODULES = {"jax": "jax_adapter", "torch": "torch_adapter", "tensorflow": "tensorflow_adapter"}
@@ -49,7 +58,8 @@ def select(name: str | None) -> str:
     With ``name=None`` the current ``KERAS_BACKEND`` (default ``"tensorflow"``,
     keras' own default) is validated and returned. Selecting a backend other
     than the one an already-imported keras runs on is an error: keras cannot
-    switch backends inside one process.
+    switch backends inside one process. With ``SOFTPROMPT_ONLY_BACKEND=1`` it also keeps
+    the other frameworks out of the process (`only_backend`) when keras is not yet imported.
     """
     if name is None:
         name = os.environ.get("KERAS_BACKEND", "tensorflow")
@@ -64,18 +74,23 @@ def select(name: str | None) -> str:
                 "in the same process (set KERAS_BACKEND before starting Python)"
             )
     os.environ["KERAS_BACKEND"] = name
+    _only_from_environment(name)
     return name
 
 
 def child_environment(name: str | None = None) -> dict[str, str]:
     """The environment variables that make a child process (a Ray replica, a worker) run
-    backend `name` (default: the one this process selected, else keras' default).
+    backend `name` (default: the one this process selected, else keras' default), with
+    ``SOFTPROMPT_ONLY_BACKEND`` passed on when this process has it.
 
     Example:
         >>> child_environment("jax")
         {'KERAS_BACKEND': 'jax'}
     """
-    return {"KERAS_BACKEND": validate(name or os.environ.get("KERAS_BACKEND", "tensorflow"))}
+    env = {"KERAS_BACKEND": validate(name or os.environ.get("KERAS_BACKEND", "tensorflow"))}
+    if _only_requested():
+        env[ONLY_BACKEND_ENV] = os.environ[ONLY_BACKEND_ENV]
+    return env
 
 
 def name() -> str:
@@ -96,11 +111,12 @@ def current():
 def quiet_tensorflow_import() -> None:
     """Import TensorFlow with its C++ start-up chatter held back.
 
-    keras-hub's tokenizers need TensorFlow on every backend, and TensorFlow's
+    keras and keras-hub import TensorFlow on every backend, and TensorFlow's
     C++ runtime prints oneDNN/CUDA notices straight to the stderr file
     descriptor before its logging is configured (``TF_CPP_MIN_LOG_LEVEL``
     cannot stop them), which would bury our one-line errors. The notices are
-    shown only if the import fails.
+    shown only if the import fails. Nothing is imported where TensorFlow is kept out
+    (`only_backend`).
     """
     if "tensorflow" in sys.modules:
         return

@@ -169,6 +169,18 @@ class TorchAdapter(Adapter):
     # Keras runs torch eagerly; torch.compile is opt-in (jit_compile=True).
     default_jit_compile = False
 
+    def matmul(self, a, b):
+        """``a @ b``; float32 products on the CPU by oneDNN (`torch_onednn`), others by torch.
+
+        Example:
+            >>> backends.current().matmul(x, dense.kernel)
+        """
+        from softprompt.backends import torch_onednn
+
+        if torch_onednn.usable(a, b):
+            return torch_onednn.onednn_matmul(a, b)
+        return super().matmul(a, b)
+
     def attention_kernel(self, dtype):
         """`sdpa_attention` (torch's fused scaled-dot-product attention) for float32 inputs.
 

@@ -62,13 +62,17 @@ def load_suite():
                    "mixed_bfloat16 (default: float32,bfloat16; PEFT runs in each).")
 @click.option("--no-baselines", is_flag=True,
               help="Skip the PEFT/transformers baselines even when they are installed.")
+@click.option("--all-frameworks", is_flag=True,
+              help="Let each keras worker import every installed framework, as keras and "
+                   "keras-hub do by default (default: only its backend's, as "
+                   "SOFTPROMPT_ONLY_BACKEND=1 does).")
 @click.option("--out", type=FilePath(file_okay=False), default=None,
               help="Where results.json and results.md go (default: benchmarks/results).")
 @click.option("--profile", type=click.Choice(["toy", "short", "full"]), default=None, hidden=True,
               help="Sizes by name (toy: the test's; --full is --profile full).")
 @user_errors
-def bench(backends, full, suites, rounds, torch_compile, threads, dtypes, no_baselines, out,
-          profile):
+def bench(backends, full, suites, rounds, torch_compile, threads, dtypes, no_baselines,
+          all_frameworks, out, profile):
     """Benchmark prompt tuning on this machine, against PEFT and the machine's matmul peak.
 
     Train step, length bucketing, rank classification vs generation, mixed-prompt
@@ -94,7 +98,7 @@ def bench(backends, full, suites, rounds, torch_compile, threads, dtypes, no_bas
         suites=suite.parse_list(suites, tuple(suite.SUITES), "suite"),
         rounds=rounds, torch_compile=torch_compile, baselines=not no_baselines, out=out,
         threads=threads, dtypes=suite.parse_list(dtypes, suite.DTYPES, "dtype"),
-        log=lambda line: click.echo(line, err=True),
+        only_backend=not all_frameworks, log=lambda line: click.echo(line, err=True),
     )
     click.echo(text)
     click.echo(f"results: {out_dir / 'results.json'}, {out_dir / 'results.md'}", err=True)

@@ -283,6 +283,32 @@ def test_freed_memory_is_kept_unless_told_not_to(monkeypatch):
     del block
 
 
+def test_release_freed_memory_hands_kept_blocks_back():
+    """A freed 200 MiB block stays resident under `keep_freed_memory` until released."""
+    code = textwrap.dedent("""
+        import numpy as np
+        from softprompt.backends.base import keep_freed_memory, release_freed_memory
+        def rss():
+            with open("/proc/self/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
+        if not keep_freed_memory():
+            print("skip")
+            raise SystemExit
+        block = np.ones(200 * 2**20, np.uint8)
+        del block
+        kept = rss()
+        print(release_freed_memory(), kept - rss())
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "SOFTPROMPT_MALLOC": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    if done.stdout.strip() == "skip":
+        pytest.skip("no glibc malloc here")
+    ran, released = done.stdout.split()
+    assert ran == "True"
+    assert float(released) > 150, released
+
+
 def _glibc_mallinfo2():
     """glibc's ``mallinfo2()`` through ctypes, or None where there is none."""
     import ctypes

@@ -67,11 +67,14 @@ def test_train_row_has_every_measure(toy_run):
     for key in ("step_s", "forward_s", "step_over_forward", "gflops", "share_of_peak",
                 "peak_rss_mb"):
         assert row[key] is not None and row[key] > 0, key
+    assert "step_memory_mb" in row
+    assert results["only_backend"] is True  # the default: each worker its own framework
     assert train["flops"]["step"] > train["flops"]["forward"] > 0
     assert train["matmul_peak_flops"] > 0
     if baselines():
         assert row["speedup_vs_peft"] > 0
         assert "peft" in train["rows"]
+        assert row["peak_rss_vs_peft"] == row["peak_rss_mb"] / train["rows"]["peft"]["peak_rss_mb"]
 
 
 def test_model_tuning_step_against_transformers(toy_run):
@@ -153,7 +156,7 @@ def test_each_reference_result_matches_its_tables():
 
 def test_every_micro_benchmark_has_help():
     for name in ("attention_core", "jax_products", "allocator", "profile_step",
-                 "learning_bar", "step_bound"):
+                 "learning_bar", "step_bound", "memory_stages"):
         done = subprocess.run([sys.executable, "-m", f"benchmarks.micro.{name}", "--help"],
                               cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, (name, done.stderr[-2000:])

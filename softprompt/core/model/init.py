@@ -36,16 +36,25 @@ def initial_prompt(
     file=None,
     init_range: float = 0.5,
 ) -> np.ndarray:
-    """Return the initial prompt array for initializer `init`."""
+    """Return the initial prompt array for initializer `init`.
+
+    `embedding_matrix` is the ``(vocabulary, hidden_dim)`` token embedding: a numpy array or
+    the backbone's keras variable, read only by the initializers that copy its rows (the
+    ``uniform`` and ``file`` ones take its width alone, without a copy of the matrix).
+    """
     if init not in INITS:
         raise ValueError(f"unknown prompt init {init!r}: expected one of {', '.join(INITS)}")
-    emb = np.asarray(embedding_matrix, dtype=np.float32)
-    dim = emb.shape[1]
+    dim = int(embedding_matrix.shape[1])
     rng = np.random.default_rng(seed)
     if init == "uniform":
         return rng.uniform(-init_range, init_range, (num_prompts, length, dim)).astype(np.float32)
     if init == "file":
         return _from_file(file, num_prompts, length, dim)
+    if not isinstance(embedding_matrix, np.ndarray):
+        from keras import ops  # here: the CLI imports this module before keras
+
+        embedding_matrix = ops.convert_to_numpy(embedding_matrix)
+    emb = np.asarray(embedding_matrix, dtype=np.float32)
     if tokenizer is None:
         raise ValueError(f"prompt init {init!r} needs the model's tokenizer")
     if init == "sampled-vocab":

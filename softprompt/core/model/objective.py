@@ -47,8 +47,12 @@ class Seq2SeqObjective:
         if z_loss is not None:
             self.z_loss = float(z_loss)
         self.uses_token_loss = loss is None
-        kwargs.setdefault("jit_compile", backends.current().default_jit_compile)
+        adapter = backends.current()
+        kwargs.setdefault("jit_compile", adapter.default_jit_compile)
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
+        # the model is built: what building it freed goes back to the system before the
+        # steps allocate theirs (`softprompt.backends.base.release_freed_memory`)
+        adapter.release_freed_memory()
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not self.uses_token_loss:

@@ -18,6 +18,7 @@ import keras_hub
 import numpy as np
 from keras import ops
 
+from softprompt import backends
 from softprompt.core.interop.presets import resolve_preset
 from softprompt.core.model.copies import PromptCopies
 from softprompt.core.model.dropout import set_dropout
@@ -121,7 +122,7 @@ class PromptedT5(PromptIdentity, PromptCopies, Seq2SeqObjective, keras.Model):
             self.prompt.embeddings.assign(
                 initial_prompt(
                     init,
-                    self.embedding_matrix(),
+                    self.backbone.token_embedding.embeddings,
                     tokenizer,
                     length=self.prompt_length,
                     num_prompts=self.num_prompts,
@@ -175,6 +176,7 @@ class PromptedT5(PromptIdentity, PromptCopies, Seq2SeqObjective, keras.Model):
         tokenizer = keras_hub.models.T5Tokenizer.from_preset(handle)
         model = cls(backbone, init=init, tokenizer=tokenizer, **kwargs)
         model.preset = str(preset)
+        backends.current().release_freed_memory()  # loading's temporaries: see `compile`
         return model
 
     @property

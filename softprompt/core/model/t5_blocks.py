@@ -93,7 +93,7 @@ def lm_head(backbone, hidden_states, kernel=None):
         hidden = hidden * ops.cast(backbone.hidden_dim**-0.5, "float32")
     if kernel is None:
         kernel = output_kernel(backbone)
-    logits = ops.matmul(hidden, kernel)
+    logits = matmul(hidden, kernel)
     if getattr(embedding, "logit_soft_cap", None) is not None:
         cap = embedding.logit_soft_cap
         logits = ops.multiply(ops.tanh(ops.divide(logits, cap)), cap)
