@@ -433,18 +433,6 @@ class Adapter:
         """
         return None
 
-    def dense_copy(self, x):
-        """`x` stored densely in its own index order, for a matrix read many times.
-
-        A framework whose transpose is a strided view (torch) copies it here, once, so
-        that the products that read it later get the layout their kernels prefer; the
-        default returns `x` (XLA and TensorFlow choose layouts themselves).
-
-        Example:
-            >>> kernel = backends.current().dense_copy(ops.transpose(embeddings))
-        """
-        return x
-
     def compile_function(self, fn: Callable, variables) -> Callable:
         """`fn(*tensors)` compiled for repeated inference calls; it reads keras `variables`.
 

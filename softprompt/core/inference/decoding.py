@@ -125,10 +125,9 @@ def _greedy_loop(model, max_length: int, return_margins: bool, eos: int):
             encoder_output, cross_mask, ops.zeros((batch, 1), "int32"), self_caches, 0,
             cross_caches, build_cross_cache=True)
         last, tokens, margins, done = pick(0, logits, tokens, margins, done)
-        # The LM head's matrix, laid out once for every step's product (XLA would otherwise
-        # fold the transpose of tied embeddings into each step's product, a slower layout;
-        # torch would multiply by a strided view).
-        kernel = backends.current().dense_copy(model.output_kernel())
+        # The LM head's matrix, computed once outside the loop: inside it, XLA folds the
+        # transpose of tied embeddings into every step's product, a slower layout for it.
+        kernel = model.output_kernel()
 
         def unfinished(t, last, tokens, margins, done, self_caches):
             return ops.logical_and(ops.less(t, max_length), ops.logical_not(ops.all(done)))
