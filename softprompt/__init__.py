@@ -8,7 +8,7 @@ Example:
     >>> softprompt.save_prompt("prompt.npy", model.prompt.embeddings[0])
 
 Names are imported lazily, so ``import softprompt`` does not load keras (the
-CLI picks the backend first). With ``SOFTPROMPT_ONLY_BACKEND=1`` and ``KERAS_BACKEND`` set,
+CLI picks the backend first). With ``SOFTPROMPT_ONLY_BACKEND=1`` and a backend set,
 importing softprompt keeps the frameworks of the other backends out of the process
 (`softprompt.backends.exclusive`), so import it before keras.
 """
@@ -16,7 +16,6 @@ importing softprompt keeps the frameworks of the other backends out of the proce
 from __future__ import annotations
 
 import importlib
-import os
 
 from softprompt.backends.exclusive import from_environment as _only_from_environment
 
@@ -44,7 +43,7 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
-_only_from_environment(os.environ.get("KERAS_BACKEND"))
+_only_from_environment()
 
 
 def __getattr__(name):

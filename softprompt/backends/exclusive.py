@@ -98,9 +98,12 @@ def kept_out() -> tuple[str, ...]:
                  if m in sys.modules and sys.modules[m] is None)
 
 
-def from_environment(name: str | None) -> tuple[str, ...]:
+def from_environment(name: str | None = None) -> tuple[str, ...]:
     """`only_backend(name)` when ``SOFTPROMPT_ONLY_BACKEND`` asks for it and keras is not yet
-    imported; else nothing. `name` None (no backend chosen yet) does nothing either."""
+    imported; else nothing. `name` defaults to ``KERAS_BACKEND``; None there too (no backend
+    chosen yet) does nothing either."""
+    if name is None:
+        name = os.environ.get("KERAS_BACKEND")
     if not requested() or name is None or name not in KEPT_OUT or "keras" in sys.modules:
         return ()
     return only_backend(name)
