@@ -45,6 +45,8 @@ def _default(name):
               help="mixed: any tasks share a batch; per-task: one task per batch (baseline).")
 @click.option("--allow-mismatch", is_flag=True,
               help="Serve prompts whose sidecar names another backbone.")
+@click.option("--keep-alive-s", type=float, default=_default("keep_alive_s"), show_default=True,
+              help="Seconds an idle connection stays open; above any proxy's idle timeout.")
 @click.option("--access-log", is_flag=True, help="Log every request (uvicorn's access log).")
 @click.option("--ray", is_flag=True, help="Serve with Ray Serve (pip install 'softprompt[ray]').")
 @click.option("--replicas", type=int, default=_default("replicas"), show_default=True,

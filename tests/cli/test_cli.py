@@ -357,3 +357,18 @@ def test_user_error_in_a_real_process(tmp_path):
     assert out.returncode == 2
     assert error_lines(out.stderr) == [f"Error: prompt file {tmp_path / 'missing.npy'} "
                                        "does not exist"]
+
+
+@pytest.mark.parametrize("options, fragment", [
+    (("--keep-alive-s", "0"), "--keep-alive-s must be > 0, got 0.0"),
+    (("--max-batch-size", "0"), "--max-batch-size must be at least 1, got 0"),
+    (("--max-queue", "4", "--max-batch-size", "8"), "--max-queue (4) must hold at least one"),
+    (("--port", "70000"), "--port must be in 0..65535, got 70000"),
+    (("--queue-timeout-ms", "0"), "--queue-timeout-ms > 0"),
+    (("--replicas", "2"), "--replicas needs --ray"),
+])
+def test_serve_refuses_bad_options_before_loading_anything(runner, cli, tmp_path, options,
+                                                           fragment):
+    result = runner.invoke(cli, ["serve", "--preset", "softprompt_tiny", "--prompts",
+                                 str(tmp_path), *options])
+    assert_user_error(result, fragment)

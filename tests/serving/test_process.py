@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import time
 from collections import Counter
 
 import httpx
@@ -22,7 +24,7 @@ def server(prompt_dir, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
     process = ServerProcess(prompt_dir, log, "--max-batch-size", "8", "--batch-timeout-ms",
                             "20", "--max-queue", "96", "--max-input-length", "32",
-                            "--max-new-tokens-limit", "16")
+                            "--max-new-tokens-limit", "16", "--keep-alive-s", "30")
     try:
         process.wait_ready()
         yield process
@@ -51,7 +53,10 @@ def test_load_no_answer_lost_or_misrouted_only_designed_statuses(server, expecte
         plan.append((path, {"task": task, "inputs": [text]}, (task, text)))
 
     async def main():
-        limits = httpx.Limits(max_connections=REQUESTS, max_keepalive_connections=REQUESTS)
+        # The client drops idle connections well before the server closes them (5 s < 30 s):
+        # reusing one the server is closing gets no answer, whatever the server does.
+        limits = httpx.Limits(max_connections=REQUESTS, max_keepalive_connections=REQUESTS,
+                              keepalive_expiry=5.0)
         async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=180) as client:
             replies = await asyncio.gather(*[client.post(p, json=b) for p, b, _ in plan])
             return replies, (await client.get("/metrics")).text
@@ -75,6 +80,32 @@ def test_load_no_answer_lost_or_misrouted_only_designed_statuses(server, expecte
     calls = metric(metrics, "softprompt_batch_tasks_count")
     assert calls > 0 and metric(metrics, "softprompt_batch_tasks_bucket", le="1.0") < calls
     assert metric(metrics, "softprompt_batch_rows_bucket", le="8.0") == calls
+
+
+def read_response(conn: socket.socket) -> bytes:
+    """One HTTP/1.1 response (status line, headers, Content-Length body) from a socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"the server closed the connection after {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head.split(b"\r\n", 1)[0]
+
+
+def test_idle_connection_outlives_uvicorns_default_keep_alive(server):
+    """``--keep-alive-s 30`` reaches uvicorn: a connection idle for 6 s (uvicorn's own
+    default closes it after 5) still answers its next request."""
+    request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
+        for pause in (0.0, 6.0):
+            time.sleep(pause)
+            conn.sendall(request)
+            assert read_response(conn) == b"HTTP/1.1 200 OK", pause
 
 
 def test_sigterm_refuses_new_requests_finishes_accepted_and_exits_0(server):

@@ -33,6 +33,9 @@ class ServeConfig:
         watch: reload prompt files added, replaced or removed while serving.
         batching: ``mixed`` or ``per-task`` (`BATCHING`).
         allow_mismatch: serve prompts whose sidecar names another backbone.
+        keep_alive_s: how long an idle HTTP/1.1 connection stays open; set it above the
+            idle timeout of any proxy or load balancer in front (60 s for AWS ALB), or that
+            proxy may send a request on a connection the server is closing.
         access_log: uvicorn's per-request log lines.
         ray: serve with Ray Serve (``replicas`` copies of the app).
         replicas: Ray Serve replicas.
@@ -51,6 +54,7 @@ class ServeConfig:
     watch: bool = False
     batching: str = "mixed"
     allow_mismatch: bool = False
+    keep_alive_s: float = 5.0
     access_log: bool = False
     ray: bool = False
     replicas: int = 1
@@ -65,6 +69,8 @@ class ServeConfig:
                                  f"got {getattr(self, name)}")
         if self.batch_timeout_ms < 0 or self.queue_timeout_ms <= 0:
             raise ValueError("--batch-timeout-ms must be >= 0 and --queue-timeout-ms > 0")
+        if not self.keep_alive_s > 0:
+            raise ValueError(f"--keep-alive-s must be > 0, got {self.keep_alive_s}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"--port must be in 0..65535, got {self.port}")
         if self.batching not in BATCHING:

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -91,7 +92,8 @@ def serve_with_ray(config: ServeConfig) -> int:
     dtype = keras.config.dtype_policy().name
     ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False,
              logging_level=logging.WARNING)
-    serve.start(http_options={"host": config.host, "port": config.port})
+    serve.start(http_options={"host": config.host, "port": config.port,
+                              "keep_alive_timeout_s": math.ceil(config.keep_alive_s)})
     serve.run(deployment(config, dtype, backends.name()), name="softprompt", route_prefix="/")
     logger.info("serving %s with Ray Serve on http://%s:%d (%d replicas)", config.preset,
                 config.host, config.port, config.replicas)

@@ -67,7 +67,8 @@ def serve(config: ServeConfig) -> int:
     app = create_app(runtime)
     server = DrainingServer(uvicorn.Config(
         app, host=config.host, port=config.port, access_log=config.access_log,
-        log_level="info", lifespan="on", timeout_graceful_shutdown=30), runtime)
+        log_level="info", lifespan="on", timeout_keep_alive=config.keep_alive_s,
+        timeout_graceful_shutdown=30), runtime)
     logger.info("serving %s on http://%s:%d (%d tasks from %s)", config.preset, config.host,
                 config.port, len(runtime.registry.current()), config.prompts)
     server.run()
