@@ -433,12 +433,17 @@ class Adapter:
         """
         return None
 
-    def compile_function(self, fn: Callable, variables) -> Callable:
+    def compile_function(self, fn: Callable, variables, few_rows: bool = False) -> Callable:
         """`fn(*tensors)` compiled for repeated inference calls; it reads keras `variables`.
 
         `fn` takes and returns tensors (or tuples of them), calls keras layers whose
         weights are among `variables`, and changes no variable. The default runs it
         eagerly (torch: keras' own eager execution); JAX jits it, TensorFlow traces it.
+        `few_rows`: `fn`'s matrix products have few rows (a decoding step's, one per
+        sequence), which lets a backend pick kernels for that shape.
+
+        Example:
+            >>> step = adapter.compile_function(decode_step, model.variables, few_rows=True)
         """
         return fn
 

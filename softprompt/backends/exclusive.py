@@ -22,9 +22,17 @@ It is opt-in, covers the whole process and must happen before keras is imported.
   the one it selects, and processes softprompt starts inherit it;
 - or `only_backend` called before keras is imported.
 
+keras also imports pandas and matplotlib at ``import keras`` whenever they are installed (``datasets``
+installs pandas): pandas to accept DataFrames in ``fit``, matplotlib for image galleries.
+Neither is used by softprompt, and the two hold 90 MiB. The same switch keeps them from keras
+alone: a `sys.meta_path` finder refuses ``import pandas``/``import matplotlib`` when the
+importing module is keras' own (keras takes its "not installed" path, as it does where they
+are not), while ``datasets`` and everything else import them as usual.
+
 What a process gives up: in a torch or JAX process, whatever needs TensorFlow (keras-hub's
 ``tf.data`` preprocessing, TensorFlow's ``tf.data`` input pipelines); in a torch or TensorFlow
-process, whatever needs JAX (keras' Orbax checkpoints). softprompt itself needs neither.
+process, whatever needs JAX (keras' Orbax checkpoints); in every process, keras' DataFrame
+inputs and image galleries. softprompt itself needs none of them.
 
 Example:
     >>> from softprompt import backends
@@ -35,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import sys
 import warnings
@@ -53,6 +62,36 @@ KEPT_OUT = {
                    for m in modules)
     for backend in ("jax", "torch", "tensorflow")
 }
+
+
+#: What keras imports when installed and softprompt never uses (see the module docstring).
+KERAS_OPTIONAL = ("pandas", "matplotlib")
+
+
+class KerasOptionalFinder(importlib.abc.MetaPathFinder):
+    """Refuses `KERAS_OPTIONAL` imports made by keras' own modules; passes every other import.
+
+    The importer is the first frame outside the import machinery. A refused import raises
+    `ModuleNotFoundError`, which keras catches (it imports both inside ``try``).
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition(".")[0] not in KERAS_OPTIONAL:
+            return None
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_globals.get("__name__", "").startswith(
+                ("importlib", "_frozen_importlib")):
+            frame = frame.f_back
+        importer = frame.f_globals.get("__name__", "") if frame is not None else ""
+        if importer == "keras" or importer.startswith("keras."):
+            raise ModuleNotFoundError(f"{fullname} is kept from keras ({ONLY_BACKEND_ENV})",
+                                      name=fullname)
+        return None
+
+
+def _keep_optional_imports_from_keras() -> None:
+    if not any(isinstance(finder, KerasOptionalFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, KerasOptionalFinder())
 
 
 def requested() -> bool:
@@ -84,6 +123,7 @@ def only_backend(name: str) -> tuple[str, ...]:
     for module in KEPT_OUT[name]:
         if module not in sys.modules:
             sys.modules[module] = None
+    _keep_optional_imports_from_keras()
     return tuple(m for m in KEPT_OUT[name] if sys.modules.get(m, False) is None)
 
 

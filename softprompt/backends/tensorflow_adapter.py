@@ -103,8 +103,10 @@ class TensorflowAdapter(Adapter):
     # Greedy decoding and scoring steps run as traced graphs; see `compile_function`.
     compiles_functions = True
 
-    def compile_function(self, fn, variables):
-        """A `tf.function` of `fn` (a graph per input signature; variables read live)."""
+    def compile_function(self, fn, variables, few_rows=False):
+        """A `tf.function` of `fn` (a graph per input signature; variables read live).
+
+        `few_rows` changes nothing: oneDNN picks its kernels per shape."""
         import tensorflow as tf
 
         return tf.function(fn, reduce_retracing=True)

@@ -38,7 +38,11 @@ def train(preset: str) -> dict:
     x, y, w = batching.seq2seq_batch(inputs, targets, 16, 4)
     losses = [float(model.train_on_batch(x, y, sample_weight=w)) for _ in range(2)]
     generated = softprompt.generate(model, ["the red fox ran"], max_length=4)
-    return {"frameworks": loaded(), "losses": losses, "ids": inputs, "generated": generated,
+    keras_optional = [m for m in ("pandas", "matplotlib") if sys.modules.get(m) is not None]
+    import pandas  # what datasets imports: still importable outside keras
+
+    return {"frameworks": loaded(), "keras_optional": keras_optional,
+            "pandas_after": pandas.__name__, "losses": losses, "ids": inputs, "generated": generated,
             "prompt": keras.ops.convert_to_numpy(model.prompt.embeddings).tolist()}
 
 

@@ -92,6 +92,30 @@ def test_only_the_backends_framework_is_loaded(runs):
     assert kept & set(runs[False]["frameworks"])  # keras and keras-hub load them otherwise
 
 
+def test_keras_optional_imports_kept_from_keras_alone(runs):
+    """pandas and matplotlib stay out of what keras loads, yet import for anyone else."""
+    assert runs[True]["keras_optional"] == [], runs[True]["keras_optional"]
+    assert set(runs[False]["keras_optional"]) == set(exclusive.KERAS_OPTIONAL)
+    assert runs[True]["pandas_after"] == "pandas"
+
+
+def _find_spec_from(importer: str, fullname: str):
+    """`KerasOptionalFinder.find_spec` called from code in module `importer`."""
+    namespace = {"__name__": importer}
+    exec("def find(finder, name):\n    return finder.find_spec(name)", namespace)  # noqa: S102
+    return namespace["find"](exclusive.KerasOptionalFinder(), fullname)
+
+
+def test_the_finder_refuses_keras_alone():
+    keras_module = "keras.src.trainers.data_adapters.array_slicing"
+    for name in ("pandas", "matplotlib.pyplot"):
+        with pytest.raises(ModuleNotFoundError, match="kept from keras"):
+            _find_spec_from(keras_module, name)
+        assert _find_spec_from("datasets.arrow_dataset", name) is None
+        assert _find_spec_from("kerasy", name) is None
+    assert _find_spec_from(keras_module, "numpy") is None
+
+
 def test_the_same_numbers_with_and_without_the_other_frameworks(runs):
     plain, only = runs[False], runs[True]
     assert only["ids"] == plain["ids"]

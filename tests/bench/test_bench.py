@@ -156,10 +156,30 @@ def test_each_reference_result_matches_its_tables():
 
 def test_every_micro_benchmark_has_help():
     for name in ("attention_core", "jax_products", "allocator", "profile_step",
-                 "learning_bar", "step_bound", "memory_stages"):
+                 "learning_bar", "step_bound", "memory_stages", "tf_step_profile"):
         done = subprocess.run([sys.executable, "-m", f"benchmarks.micro.{name}", "--help"],
                               cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, (name, done.stderr[-2000:])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="no TensorFlow")
+def test_tf_step_profile_finds_the_products_in_the_trace():
+    """The toy step under TensorFlow's profiler: its matrix products, forward and backward,
+    are read back from the trace with their calls, and the times are the step's."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.micro.tf_step_profile",
+                           "--profile", "toy", "--steps", "1", "--rows", "40"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {}
+    for line in done.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[1].replace(".", "").isdigit():
+            rows[cells[0]] = (float(cells[1]), float(cells[3]))
+    products = {k: v for k, v in rows.items() if "MatMul" in k}
+    assert any("(forward)" in k for k in products) and any("(backward)" in k for k in products)
+    assert all(calls >= 1 for _, calls in products.values()), products
+    assert sum(ms for ms, _ in products.values()) > 0, products
+    assert "Process" not in rows  # the executor's own spans are not operators
 
 
 @pytest.mark.parametrize("gated,layers,kv", [(False, 6, 64), (True, 3, 32), (False, 1, 16)])

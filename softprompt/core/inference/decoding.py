@@ -5,9 +5,10 @@ These are the kernels under the one batched inference path
 `greedy_tokens` decodes with T5's key/value cache, `score_tokens` gives the
 log-likelihood of candidate targets (rank classification). Both run through
 functions the backend adapter compiles (`Adapter.compile_function`), kept on
-the model, so repeated calls compile once per shape. A greedy decode is one
-such function, its loop over positions included (`keras.ops.while_loop`): the
-tokens are picked on the device and come back in one transfer. The model
+the model, so repeated calls compile once per shape. A greedy decode is two
+such functions, the encoder with the first step and the loop over the other
+positions (`keras.ops.while_loop`): the tokens are picked on the device and come
+back in one transfer. The model
 supplies the pieces: `PromptedT5.call_encoder`, `call_decoder`,
 `call_decoder_step` (one cached step), `decoder_cache_shapes`,
 `cross_attention_caches`, `output_kernel` and `logits`.
@@ -28,8 +29,10 @@ from softprompt.core.text import tokens as tok
 from softprompt.core.text.batching import pad
 
 
-def _compiled(model, name, fn):
+def _compiled(model, name, fn, few_rows=False):
     """`fn` compiled by the backend adapter, kept on `model` under `name` (any hashable).
+
+    `few_rows`: `fn`'s products have as many rows as the batch (`Adapter.compile_function`).
 
     JAX jits it, TensorFlow traces a graph, torch runs it eagerly; each keeps its own
     cache of compiled shapes, so repeated evaluations compile once per shape. The
@@ -43,7 +46,8 @@ def _compiled(model, name, fn):
         object.__setattr__(model, "_softprompt_compiled", table)
     key = (name, bool(model.full_prompts), np.asarray(model.prompt_mask).tobytes())
     if key not in table:
-        table[key] = backends.current().compile_function(fn, model.variables)
+        table[key] = backends.current().compile_function(fn, model.variables,
+                                                         few_rows=few_rows)
     return table[key]
 
 
@@ -86,16 +90,18 @@ def top_token(logits, with_margin: bool):
 
 
 def _greedy_loop(model, max_length: int, return_margins: bool, eos: int):
-    """The cached greedy decode of `greedy_tokens` as one function of the encoder inputs.
+    """The cached greedy decode of `greedy_tokens` as two compiled functions.
 
-    ``decode(enc_ids, enc_mask, prompt_ids) -> (tokens, margins)``: the encoder, then the
-    first decoder step (which projects the encoder's keys and values into the
-    cross-attention caches), then a `keras.ops.while_loop` of cached steps that picks
-    each token on the device (argmax; with `return_margins`, the top-1 minus top-2
-    logit), writes it, tracks which rows have ended with `eos` and stops when all have.
-    Compiled by the backend adapter, the whole decode is one program and one transfer
-    of the result (JAX: `lax.while_loop`; TensorFlow: `tf.while_loop`); torch runs the
-    loop eagerly.
+    ``decode(enc_ids, enc_mask, prompt_ids) -> (tokens, margins)`` runs `first` (the
+    encoder, then the first decoder step, which projects the encoder's keys and values
+    into the cross-attention caches) and `rest` (a `keras.ops.while_loop` of cached steps
+    that picks each token on the device: argmax and, with `return_margins`, the top-1
+    minus top-2 logit; writes it, tracks which rows have ended with `eos` and stops when
+    all have). Each is compiled by the backend adapter (JAX: `lax.while_loop`;
+    TensorFlow: `tf.while_loop`; torch runs them eagerly) and the tensors between them stay
+    on the device: one transfer of the result. They are two programs because their
+    products differ: the encoder's have thousands of rows, a step's as many as the batch
+    (`Adapter.compile_function`'s `few_rows`).
     """
 
     def pick(t, logits, tokens, margins, done):
@@ -107,7 +113,7 @@ def _greedy_loop(model, max_length: int, return_margins: bool, eos: int):
         tokens = ops.slice_update(tokens, [0, t], nxt[:, None])
         return nxt, tokens, margins, ops.logical_or(done, ops.equal(nxt, eos))
 
-    def decode(enc_ids, enc_mask, prompt_ids):
+    def first(enc_ids, enc_mask, prompt_ids):
         encoder_output, full_mask = model.call_encoder(enc_ids, enc_mask, prompt_ids)
         cross_mask = ops.cast(full_mask, "int32")[:, None, :]
         batch = ops.shape(enc_ids)[0]
@@ -125,6 +131,10 @@ def _greedy_loop(model, max_length: int, return_margins: bool, eos: int):
             encoder_output, cross_mask, ops.zeros((batch, 1), "int32"), self_caches, 0,
             cross_caches, build_cross_cache=True)
         last, tokens, margins, done = pick(0, logits, tokens, margins, done)
+        return encoder_output, cross_mask, last, tokens, margins, done, self_caches, cross_caches
+
+    def rest(encoder_output, cross_mask, last, tokens, margins, done, self_caches,
+             cross_caches):
         # The LM head's matrix, computed once outside the loop: inside it, XLA folds the
         # transpose of tied embeddings into every step's product, a slower layout for it.
         kernel = model.output_kernel()
@@ -144,7 +154,14 @@ def _greedy_loop(model, max_length: int, return_margins: bool, eos: int):
             unfinished, step, (start, last, tokens, margins, done, self_caches))
         return tokens, margins
 
-    return _compiled(model, ("greedy", max_length, return_margins, eos), decode)
+    key = ("greedy", max_length, return_margins, eos)
+    first = _compiled(model, (*key, "first"), first)
+    rest = _compiled(model, (*key, "rest"), rest, few_rows=True)
+
+    def decode(enc_ids, enc_mask, prompt_ids):
+        return rest(*first(enc_ids, enc_mask, prompt_ids))
+
+    return decode
 
 
 def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=None,
@@ -154,8 +171,8 @@ def greedy_tokens(model, encoder_token_ids, encoder_padding_mask, prompt_ids=Non
     With ``use_cache=True`` each step runs the decoder on one new token,
     reading past keys/values from keras-hub's T5 cache, and the whole decode
     (encoder, every step, the choice of each token, the stop once every row has
-    produced ``</s>``) is one function the backend adapter compiles
-    (`Adapter.compile_function`; one per `max_length`); ``use_cache=False``
+    produced ``</s>``) is compiled by the backend adapter (`Adapter.compile_function`;
+    two functions per `max_length`, see `_greedy_loop`); ``use_cache=False``
     reruns the decoder over the whole prefix, eagerly (the reference). With
     `return_margins`, also returns the top-1 minus top-2 logit at each step
     ``(batch, max_length)`` (NaN after the sequence ended).
