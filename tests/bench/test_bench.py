@@ -156,7 +156,7 @@ def test_each_reference_result_matches_its_tables():
 
 def test_every_micro_benchmark_has_help():
     for name in ("attention_core", "jax_products", "allocator", "profile_step",
-                 "learning_bar", "step_bound", "memory_stages", "tf_step_profile"):
+                 "learning_bar", "step_bound", "memory_stages", "tf_step_profile", "decode_fusions"):
         done = subprocess.run([sys.executable, "-m", f"benchmarks.micro.{name}", "--help"],
                               cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, (name, done.stderr[-2000:])
@@ -180,6 +180,18 @@ def test_tf_step_profile_finds_the_products_in_the_trace():
     assert all(calls >= 1 for _, calls in products.values()), products
     assert sum(ms for ms, _ in products.values()) > 0, products
     assert "Process" not in rows  # the executor's own spans are not operators
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="no JAX")
+def test_decode_fusions_times_three_compilations_of_the_same_decode():
+    done = subprocess.run([sys.executable, "-m", "benchmarks.micro.decode_fusions",
+                           "--profile", "toy", "--rounds", "1", "--lengths", "2,3"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "same tokens in all three: True" in done.stdout
+    rows = [line for line in done.stdout.splitlines()
+            if line.startswith(("| as shipped", "| fusions everywhere", "| fusions nowhere"))]
+    assert len(rows) == 3, done.stdout
 
 
 @pytest.mark.parametrize("gated,layers,kv", [(False, 6, 64), (True, 3, 32), (False, 1, 16)])
