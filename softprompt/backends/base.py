@@ -438,7 +438,7 @@ class Adapter:
 
         `fn` takes and returns tensors (or tuples of them), calls keras layers whose
         weights are among `variables`, and changes no variable. The default runs it
-        eagerly (torch: keras' own eager execution); JAX jits it, TensorFlow traces it.
+        eagerly; torch runs it eagerly without autograd, JAX jits it, TensorFlow traces it.
         `few_rows`: `fn`'s matrix products have few rows (a decoding step's, one per
         sequence), which lets a backend pick kernels for that shape.
 

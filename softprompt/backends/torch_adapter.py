@@ -181,6 +181,28 @@ class TorchAdapter(Adapter):
             return torch_onednn.onednn_matmul(a, b)
         return super().matmul(a, b)
 
+    def compile_function(self, fn, variables, few_rows=False):
+        """`fn` run eagerly under ``torch.no_grad()``: an inference call records no autograd
+        graph, so it keeps no activations for a backward pass that never comes (the prompt
+        is a trainable variable, so without it every tensor downstream of it would).
+
+        A greedy decode of 16 x 356 tokens on the decode benchmark's model adds 140-160 MiB
+        to the process's peak instead of 429 (docs/performance.md).
+
+        Example:
+            >>> encode = adapter.compile_function(model.call_encoder, model.variables)
+        """
+        import functools
+
+        import torch
+
+        @functools.wraps(fn)
+        def without_autograd(*args):
+            with torch.no_grad():
+                return fn(*args)
+
+        return without_autograd
+
     def attention_kernel(self, dtype):
         """`sdpa_attention` (torch's fused scaled-dot-product attention) for float32 inputs.
 

@@ -34,7 +34,7 @@ def _compiled(model, name, fn, few_rows=False):
 
     `few_rows`: `fn`'s products have as many rows as the batch (`Adapter.compile_function`).
 
-    JAX jits it, TensorFlow traces a graph, torch runs it eagerly; each keeps its own
+    JAX jits it, TensorFlow traces a graph, torch runs it eagerly without autograd; each keeps its own
     cache of compiled shapes, so repeated evaluations compile once per shape. The
     table lives in the model's ``__dict__`` outside keras' attribute tracking. What
     a trace reads as Python values (which prompt positions are masked) is part of
