@@ -296,9 +296,9 @@ def few_rows_compiler_options() -> dict | None:
 
     XLA on CPU hands its products to YNNPACK fusions. For the products of a decoding step
     (8 rows against a 256 x 1024 matrix) XLA's own loops run faster: a greedy step of the
-    decode benchmark's model takes 7.5 ms without those fusions and 8.3 ms with them, while
-    the encoder's products (1824 rows) run 6 % faster with them (one process, interleaved,
-    one core; docs/performance.md). The option is XLA's list of YNNPACK fusion kinds,
+    decode benchmark's model takes 7.65 ms without those fusions and 9.41 ms with them,
+    while the encoder with the first step takes 176 ms with them and 184 ms without
+    (`python -m benchmarks.micro.decode_fusions`; docs/performance.md). The option is XLA's list of YNNPACK fusion kinds,
     empty. Older XLA builds without YNNPACK refuse it: they get None, which this checks by
     compiling a one-line function once.
     """

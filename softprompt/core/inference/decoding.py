@@ -8,9 +8,8 @@ functions the backend adapter compiles (`Adapter.compile_function`), kept on
 the model, so repeated calls compile once per shape. A greedy decode is two
 such functions, the encoder with the first step and the loop over the other
 positions (`keras.ops.while_loop`): the tokens are picked on the device and come
-back in one transfer. The model
-supplies the pieces: `PromptedT5.call_encoder`, `call_decoder`,
-`call_decoder_step` (one cached step), `decoder_cache_shapes`,
+back in one transfer. The model supplies the pieces: `PromptedT5.call_encoder`,
+`call_decoder`, `call_decoder_step` (one cached step), `decoder_cache_shapes`,
 `cross_attention_caches`, `output_kernel` and `logits`.
 
 Example:
@@ -34,11 +33,11 @@ def _compiled(model, name, fn, few_rows=False):
 
     `few_rows`: `fn`'s products have as many rows as the batch (`Adapter.compile_function`).
 
-    JAX jits it, TensorFlow traces a graph, torch runs it eagerly without autograd; each keeps its own
-    cache of compiled shapes, so repeated evaluations compile once per shape. The
-    table lives in the model's ``__dict__`` outside keras' attribute tracking. What
-    a trace reads as Python values (which prompt positions are masked) is part of
-    the key, so changing it afterwards compiles anew instead of using a stale trace.
+    JAX jits it, TensorFlow traces a graph, torch runs it eagerly without autograd; each
+    keeps its own cache of compiled shapes, so repeated evaluations compile once per shape.
+    The table lives in the model's ``__dict__`` outside keras' attribute tracking. What a
+    trace reads as Python values (which prompt positions are masked) is part of the key,
+    so changing it afterwards compiles anew instead of using a stale trace.
     """
     table = model.__dict__.get("_softprompt_compiled")
     if table is None:
